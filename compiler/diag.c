@@ -1,0 +1,168 @@
+#include "diag.h"
+#include "util.h"
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+source *source_new(const char *name, const char *text, size_t len)
+{
+    source *s = xcalloc(1, sizeof *s);
+    s->name = xstrdup(name);
+    s->text = xmalloc(len + 1);
+    memcpy(s->text, text, len);
+    s->text[len] = '\0';
+    s->len = len;
+    return s;
+}
+
+void source_free(source *s)
+{
+    if (!s) return;
+    free(s->name);
+    free(s->text);
+    free(s);
+}
+
+void diag_init(diag_list *dl)
+{
+    memset(dl, 0, sizeof *dl);
+    dl->max_errors = 50;
+}
+
+void diag_free(diag_list *dl)
+{
+    for (int i = 0; i < dl->count; i++) {
+        free(dl->items[i].message);
+        free(dl->items[i].hint);
+    }
+    free(dl->items);
+    memset(dl, 0, sizeof *dl);
+}
+
+diag *diag_add(diag_list *dl, diag_severity sev, loc where, const char *fmt, ...)
+{
+    if (sev == DIAG_WARNING && dl->warnings_are_errors) sev = DIAG_ERROR;
+    if (sev == DIAG_ERROR) {
+        dl->errors++;
+        if (dl->max_errors && dl->errors > dl->max_errors) return NULL;
+    } else if (sev == DIAG_WARNING) {
+        dl->warnings++;
+    }
+    if (dl->count == dl->cap) {
+        dl->cap = dl->cap ? dl->cap * 2 : 16;
+        dl->items = xrealloc(dl->items, (size_t)dl->cap * sizeof *dl->items);
+    }
+    diag *d = &dl->items[dl->count++];
+    strbuf sb;
+    sb_init(&sb);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    d->where = where;
+    d->severity = sev;
+    d->message = sb_steal(&sb);
+    d->hint = NULL;
+    return d;
+}
+
+void diag_hint(diag *d, const char *fmt, ...)
+{
+    if (!d) return;
+    strbuf sb;
+    sb_init(&sb);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    free(d->hint);
+    d->hint = sb_steal(&sb);
+}
+
+int diag_has_errors(const diag_list *dl) { return dl->errors > 0; }
+
+static const char *severity_name(diag_severity s)
+{
+    switch (s) {
+    case DIAG_ERROR: return "error";
+    case DIAG_WARNING: return "warning";
+    default: return "note";
+    }
+}
+
+static const char *severity_color(diag_severity s)
+{
+    switch (s) {
+    case DIAG_ERROR: return "\033[1;31m";
+    case DIAG_WARNING: return "\033[1;35m";
+    default: return "\033[1;36m";
+    }
+}
+
+/* Start of 1-based line number `line` in src, or NULL. */
+static const char *line_start(const source *src, int line)
+{
+    const char *p = src->text, *end = src->text + src->len;
+    for (int l = 1; l < line; l++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) return NULL;
+        p = nl + 1;
+    }
+    return p;
+}
+
+/* Prints the quoted line with tabs shown as one space and unprintable bytes
+ * as '?', so the caret line below stays aligned column for column. */
+static void render_quote(const diag *d, FILE *out, int color)
+{
+    const loc *w = &d->where;
+    if (!w->src || w->line <= 0) return;
+    const char *p = line_start(w->src, w->line);
+    if (!p) return;
+    const char *end = w->src->text + w->src->len;
+    const char *eol = p;
+    while (eol < end && *eol != '\n') eol++;
+    int width = (int)(eol - p);
+    if (width > 0 && p[width - 1] == '\r') width--;
+    fprintf(out, "%5d | ", w->line);
+    for (int i = 0; i < width; i++) {
+        unsigned char c = (unsigned char)p[i];
+        fputc(c == '\t' ? ' ' : (c < 32 || c == 127) ? '?' : c, out);
+    }
+    fputs("\n      | ", out);
+    int col = w->col > 0 ? w->col : 1;
+    int last = (w->end_line == w->line && w->end_col >= col) ? w->end_col : col;
+    if (last > width) last = width > col ? width : col;
+    for (int i = 1; i < col; i++) fputc(' ', out);
+    if (color) fputs("\033[1;32m", out);
+    fputc('^', out);
+    for (int i = col; i < last; i++) fputc('~', out);
+    if (color) fputs("\033[0m", out);
+    fputc('\n', out);
+}
+
+void diag_render(const diag *d, FILE *out, int color)
+{
+    const loc *w = &d->where;
+    if (color) fputs("\033[1m", out);
+    if (w->src && w->line > 0)
+        fprintf(out, "%s:%d:%d: ", w->src->name, w->line, w->col);
+    else if (w->src)
+        fprintf(out, "%s: ", w->src->name);
+    else
+        fputs("netc: ", out);
+    if (color) fprintf(out, "%s", severity_color(d->severity));
+    fprintf(out, "%s:", severity_name(d->severity));
+    if (color) fputs("\033[0m\033[1m", out);
+    fprintf(out, " %s\n", d->message);
+    if (color) fputs("\033[0m", out);
+    render_quote(d, out, color);
+    if (d->hint) fprintf(out, "      = hint: %s\n", d->hint);
+}
+
+void diag_render_all(const diag_list *dl, FILE *out, int color)
+{
+    for (int i = 0; i < dl->count; i++) diag_render(&dl->items[i], out, color);
+    if (dl->max_errors && dl->errors > dl->max_errors)
+        fprintf(out, "netc: too many errors (%d), stopped after %d\n", dl->errors, dl->max_errors);
+}

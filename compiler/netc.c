@@ -1,0 +1,150 @@
+/* netc: the command-line driver. */
+#include "config.h"
+#include "frontend.h"
+#include "util.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum action { ACT_NONE, ACT_CHECK, ACT_PRINT_SHAPES, ACT_EMIT_IR, ACT_BUILD };
+
+static void usage(FILE *out)
+{
+    fputs("usage: netc [OPTIONS] FILE.net\n"
+          "\n"
+          "Checks a model description and reports its shapes and parameters.\n"
+          "\n"
+          "  --check              parse and check FILE; print only diagnostics\n"
+          "  --print-shapes       print every layer's output shape and parameter count\n"
+          "  --emit-ir            print the checked intermediate representation\n"
+          "  -D NAME=VALUE        override a 'param' of the file (repeatable)\n"
+          "  -Werror              treat warnings as errors\n"
+          "  --color=WHEN         colour diagnostics: auto (default), always, never\n"
+          "  --max-errors=N       stop reporting after N errors (default 50, 0: no limit)\n"
+          "  -h, --help           show this help\n"
+          "  --version            show the version\n"
+          "\n"
+          "FILE may be '-' for standard input. Exit status: 0 when FILE is valid, 1 when\n"
+          "it has errors, 2 for a command-line mistake. See netc(1) and netc.net(5).\n",
+          out);
+}
+
+typedef struct cli {
+    enum action action;
+    const char *file;
+    const char *output;
+    int color;         /* -1: auto */
+    int werror;
+    int max_errors;
+} cli;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "netc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'netc --help' for more information.\n");
+    return 2;
+}
+
+static int set_action(cli *c, enum action a, const char *flag)
+{
+    if (c->action != ACT_NONE && c->action != a)
+        return usage_error("%s cannot be combined with another action", flag);
+    c->action = a;
+    return 0;
+}
+
+/* Returns 0, or an exit status for a command-line mistake (or -1 for --help/--version). */
+static int parse_args(int argc, char **argv, cli *c, frontend *fe)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--check")) { if (set_action(c, ACT_CHECK, a)) return 2; }
+        else if (!strcmp(a, "--print-shapes")) { if (set_action(c, ACT_PRINT_SHAPES, a)) return 2; }
+        else if (!strcmp(a, "--emit-ir")) { if (set_action(c, ACT_EMIT_IR, a)) return 2; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
+        else if (!strcmp(a, "--version")) { printf("netc %s\n", PACKAGE_VERSION); return -1; }
+        else if (!strcmp(a, "-Werror")) c->werror = 1;
+        else if (!strcmp(a, "--color") || !strcmp(a, "--color=always")) c->color = 1;
+        else if (!strcmp(a, "--color=never")) c->color = 0;
+        else if (!strcmp(a, "--color=auto")) c->color = -1;
+        else if (!strncmp(a, "--max-errors=", 13)) {
+            char *end;
+            long n = strtol(a + 13, &end, 10);
+            if (*end || end == a + 13 || n < 0 || n > 1000000)
+                return usage_error("--max-errors needs a count, got '%s'", a + 13);
+            c->max_errors = (int)n;
+        } else if (!strcmp(a, "-D") || !strncmp(a, "-D", 2)) {
+            const char *def = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!def) return usage_error("%s needs NAME=VALUE", "-D");
+            frontend_define(fe, def);
+        } else if (!strcmp(a, "-o")) {
+            if (i + 1 >= argc) return usage_error("%s needs a file name", "-o");
+            c->output = argv[++i];
+            if (set_action(c, ACT_BUILD, a)) return 2;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (c->file) {
+            return usage_error("only one input file, got a second: '%s'", a);
+        } else {
+            c->file = a;
+        }
+    }
+    if (!c->file) return usage_error("%s", "no input file");
+    return 0;
+}
+
+static char *read_input(const char *path, size_t *len)
+{
+    if (strcmp(path, "-") == 0) {
+        strbuf sb;
+        sb_init(&sb);
+        int ch;
+        while ((ch = getchar()) != EOF) sb_putc(&sb, (char)ch);
+        *len = sb.len;
+        return sb_steal(&sb);
+    }
+    return read_file(path, len);
+}
+
+int main(int argc, char **argv)
+{
+    cli c = { ACT_NONE, NULL, NULL, -1, 0, 50 };
+    frontend fe;
+    frontend_init(&fe);
+    int rc = parse_args(argc, argv, &c, &fe);
+    if (rc) {
+        frontend_free(&fe);
+        return rc < 0 ? 0 : rc;
+    }
+    int color = c.color >= 0 ? c.color : isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
+    fe.dl.max_errors = c.max_errors;
+    fe.dl.warnings_are_errors = c.werror;
+    if (c.action == ACT_BUILD) {
+        fprintf(stderr, "netc: building a program (-o %s) is not implemented yet; "
+                        "this netc checks models: use --check, --print-shapes or --emit-ir\n", c.output);
+        frontend_free(&fe);
+        return 2;
+    }
+    size_t len = 0;
+    char *text = read_input(c.file, &len);
+    if (!text) {
+        fprintf(stderr, "netc: cannot read '%s': %s\n", c.file, strerror(errno));
+        frontend_free(&fe);
+        return 1;
+    }
+    int failed = diag_has_errors(&fe.dl);  /* a malformed -D */
+    if (!failed) failed = frontend_run(&fe, strcmp(c.file, "-") ? c.file : "<stdin>", text, len);
+    free(text);
+    diag_render_all(&fe.dl, stderr, color);
+    if (!failed && fe.prog) {
+        if (c.action == ACT_PRINT_SHAPES) ir_print_shapes(fe.prog, stdout);
+        else if (c.action == ACT_EMIT_IR) ir_dump(fe.prog, stdout);
+    }
+    if (failed) fprintf(stderr, "netc: %d error%s, %d warning%s\n", fe.dl.errors, fe.dl.errors == 1 ? "" : "s",
+                        fe.dl.warnings, fe.dl.warnings == 1 ? "" : "s");
+    frontend_free(&fe);
+    return failed ? 1 : 0;
+}
