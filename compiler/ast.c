@@ -115,6 +115,11 @@ void ast_file_free(ast_file *f)
     free(f);
 }
 
+const char *value_kind_article(value_kind k)
+{
+    return k == V_INT ? "an" : "a";
+}
+
 const char *value_kind_name(value_kind k)
 {
     switch (k) {

@@ -80,6 +80,7 @@ void ast_file_free(ast_file *f);
 /* Writes a value back as source text (used by the IR dump and messages). */
 void ast_value_print(const ast_value *v, void *strbuf_ptr); /* strbuf * */
 const char *value_kind_name(value_kind k);
+const char *value_kind_article(value_kind k);  /* "a" or "an" */
 
 /* Parses src into *out. Diagnostics go to dl. Returns 0 when no syntax error
  * was found; *out is always set and must be freed with ast_file_free. */

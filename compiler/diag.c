@@ -81,6 +81,25 @@ void diag_hint(diag *d, const char *fmt, ...)
 
 int diag_has_errors(const diag_list *dl) { return dl->errors > 0; }
 
+static int diag_before(const diag *a, const diag *b)
+{
+    return a->where.line < b->where.line || (a->where.line == b->where.line && a->where.col < b->where.col);
+}
+
+void diag_sort_from(diag_list *dl, int from)
+{
+    /* Insertion sort: stable, and lists are short. */
+    for (int i = from + 1; i < dl->count; i++) {
+        diag d = dl->items[i];
+        int j = i;
+        while (j > from && diag_before(&d, &dl->items[j - 1])) {
+            dl->items[j] = dl->items[j - 1];
+            j--;
+        }
+        dl->items[j] = d;
+    }
+}
+
 static const char *severity_name(diag_severity s)
 {
     switch (s) {

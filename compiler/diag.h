@@ -45,6 +45,8 @@ diag *diag_add(diag_list *dl, diag_severity sev, loc where, const char *fmt, ...
 /* Attaches a hint to the diagnostic just added (d may be NULL: ignored). */
 void diag_hint(diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int diag_has_errors(const diag_list *dl);
+/* Orders diagnostics from index `from` on by position, stably. */
+void diag_sort_from(diag_list *dl, int from);
 
 /* Renders every diagnostic in order. color: use ANSI colours. */
 void diag_render_all(const diag_list *dl, FILE *out, int color);

@@ -43,7 +43,7 @@ static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value 
 {
     int n = fe->nov + sw->nnames;
     override *ov = xcalloc((size_t)n, sizeof *ov);
-    memcpy(ov, fe->ov, (size_t)fe->nov * sizeof *ov);
+    if (fe->nov) memcpy(ov, fe->ov, (size_t)fe->nov * sizeof *ov);
     for (int i = 0; i < sw->nnames; i++) {
         ov[fe->nov + i].name = sw->names[i];
         ov[fe->nov + i].name_loc = sw->where;

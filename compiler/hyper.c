@@ -42,9 +42,9 @@ static const opt_def sgd_opts[] = {
 };
 static const opt_def adam_opts[] = {
     [ADAM_LR] = { "lr", OPT_FLOAT, 1e-3, "0.001", POSITIVE, INF, NULL, 0, 0, NULL, 0, "learning rate" },
-    [ADAM_BETA1] = { "beta1", OPT_FLOAT, 0.9, "0.9", 0, 0.999999, NULL, 0, 0, NULL, KW, "first-moment decay" },
-    [ADAM_BETA2] = { "beta2", OPT_FLOAT, 0.999, "0.999", 0, 0.999999999, NULL, 0, 0, NULL, KW,
-                     "second-moment decay" },
+    [ADAM_BETA1] = { "beta1", OPT_FLOAT, 0.9, "0.9", 0, 1, NULL, 0, 0, NULL, KW, "first-moment decay", 1 },
+    [ADAM_BETA2] = { "beta2", OPT_FLOAT, 0.999, "0.999", 0, 1, NULL, 0, 0, NULL, KW,
+                     "second-moment decay", 1 },
     [ADAM_EPS] = { "eps", OPT_FLOAT, 1e-8, "1e-8", 0, 1, NULL, 0, 0, NULL, KW,
                    "added outside the square root" },
     [ADAM_WEIGHT_DECAY] = { "weight_decay", OPT_FLOAT, 0, "0", 0, INF, NULL, 0, 0, NULL, KW,
@@ -52,9 +52,9 @@ static const opt_def adam_opts[] = {
 };
 static const opt_def adamw_opts[] = {
     [ADAM_LR] = { "lr", OPT_FLOAT, 1e-3, "0.001", POSITIVE, INF, NULL, 0, 0, NULL, 0, "learning rate" },
-    [ADAM_BETA1] = { "beta1", OPT_FLOAT, 0.9, "0.9", 0, 0.999999, NULL, 0, 0, NULL, KW, "first-moment decay" },
-    [ADAM_BETA2] = { "beta2", OPT_FLOAT, 0.999, "0.999", 0, 0.999999999, NULL, 0, 0, NULL, KW,
-                     "second-moment decay" },
+    [ADAM_BETA1] = { "beta1", OPT_FLOAT, 0.9, "0.9", 0, 1, NULL, 0, 0, NULL, KW, "first-moment decay", 1 },
+    [ADAM_BETA2] = { "beta2", OPT_FLOAT, 0.999, "0.999", 0, 1, NULL, 0, 0, NULL, KW,
+                     "second-moment decay", 1 },
     [ADAM_EPS] = { "eps", OPT_FLOAT, 1e-8, "1e-8", 0, 1, NULL, 0, 0, NULL, KW,
                    "added outside the square root" },
     [ADAM_WEIGHT_DECAY] = { "weight_decay", OPT_FLOAT, 0.01, "0.01", 0, INF, NULL, 0, 0, NULL, KW,
@@ -116,8 +116,8 @@ const call_table schedules = TABLE("schedule", schedule_rows);
 /* ---- losses ----------------------------------------------------------- */
 
 static const opt_def ce_opts[] = {
-    [CE_LABEL_SMOOTHING] = { "label_smoothing", OPT_FLOAT, 0, "0", 0, 0.999999, NULL, 0, 0, NULL, 0,
-                             "probability mass taken from the true class" },
+    [CE_LABEL_SMOOTHING] = { "label_smoothing", OPT_FLOAT, 0, "0", 0, 1, NULL, 0, 0, NULL, 0,
+                             "probability mass taken from the true class", 1 },
     [CE_SMOOTHING_FORM] = { "smoothing_form", OPT_ENUM, SMOOTH_ALL_CLASSES, "all_classes", 0, 0,
                             smoothing_forms, 0, 0, NULL, KW,
                             "all_classes: target (1-e)*onehot + e/C (PyTorch); "

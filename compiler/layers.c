@@ -245,8 +245,8 @@ static const opt_def bn_opts[] = {
 };
 
 static const opt_def dropout_opts[] = {
-    [DROPOUT_P] = { "p", OPT_FLOAT, 0.5, "0.5", 0, 0.999999, NULL, 0, 0, NULL, POS(0),
-                    "probability of zeroing an element during training" },
+    [DROPOUT_P] = { "p", OPT_FLOAT, 0.5, "0.5", 0, 1, NULL, 0, 0, NULL, POS(0),
+                    "probability of zeroing an element during training", 1 },
 };
 
 static const opt_def leaky_opts[] = {

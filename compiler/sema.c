@@ -68,8 +68,8 @@ static int eval_bool(sema *s, const ast_value *v0, int *out)
         *out = !strcmp(v->s, "true");
         return 0;
     }
-    diag *d = diag_add(s->dl, DIAG_ERROR, v0->where, "a condition must be true or false, not a %s",
-                       value_kind_name(v->kind));
+    diag *d = diag_add(s->dl, DIAG_ERROR, v0->where, "a condition must be true or false, not %s %s",
+                       value_kind_article(v->kind), value_kind_name(v->kind));
     diag_hint(d, "declare it as 'param NAME = true' and write 'if $NAME'");
     return -1;
 }
@@ -277,6 +277,11 @@ static void require_setting(sema *s, block_id b, const resolved *r, int oi)
 {
     if (!s->blocks[b] || r->v[oi].given) return;
     const call_def *def = table_def(&block_settings, b);
+    /* Written but invalid: that error was reported already. */
+    for (int i = 0; i < s->blocks[b]->nstmts; i++) {
+        const ast_stmt *st = s->blocks[b]->stmts[i];
+        if (st->kind == S_SETTING && strcmp(st->name, def->opts[oi].name) == 0) return;
+    }
     diag *d = diag_add(s->dl, DIAG_ERROR, s->blocks[b]->kw_loc, "the %s block needs '%s'", def->name,
                        def->opts[oi].name);
     diag_hint(d, "%s: %s", def->opts[oi].name, def->opts[oi].doc);
@@ -358,8 +363,8 @@ static void lower_expect(sema *s, const ast_value *v0, ir_node *n)
         const ast_value *e = param_env_deref(&s->env, v->items[i], s->dl);
         if (!e) return;
         if (e->kind != V_INT) {
-            diag_add(s->dl, DIAG_ERROR, v->items[i]->where, "a shape holds integers, not a %s",
-                     value_kind_name(e->kind));
+            diag_add(s->dl, DIAG_ERROR, v->items[i]->where, "a shape holds integers, not %s %s",
+                     value_kind_article(e->kind), value_kind_name(e->kind));
             return;
         }
         n->expect_dims[i - 1] = e->i;
@@ -480,7 +485,7 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     ir_program *p = xcalloc(1, sizeof *p);
     p->src = f->src;
     *out = p;
-    int errors_before = dl->errors;
+    int errors_before = dl->errors, first_diag = dl->count;
     sema s = { .file = f, .dl = dl, .env = { NULL, 0, ov, nov }, .prog = p };
     collect_params(&s);
     collect_sweeps(&s);
@@ -505,6 +510,7 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     check_optimizer(&s);
     free(s.env.params);
     if (dl->errors == errors_before) infer_shapes(p, dl);
+    diag_sort_from(dl, first_diag);
     return dl->errors > errors_before;
 }
 

@@ -75,11 +75,14 @@ static void check_classes(ir_program *p, diag_list *dl)
 
 static void format_expect(const ir_node *n, char *buf, size_t len)
 {
-    shape e = { n->expect_rank, { n->expect_dims[0], n->expect_dims[1], n->expect_dims[2] } };
-    char tail[64];
-    shape_format(&e, tail, sizeof tail);
-    if (n->expect_batch) snprintf(buf, len, "[%lld%s", n->expect_batch, tail + 2);
-    else snprintf(buf, len, "%s", tail);
+    strbuf sb;
+    sb_init(&sb);
+    if (n->expect_batch) sb_printf(&sb, "[%lld", n->expect_batch);
+    else sb_puts(&sb, "[N");
+    for (int i = 0; i < n->expect_rank; i++) sb_printf(&sb, ", %lld", n->expect_dims[i]);
+    sb_putc(&sb, ']');
+    snprintf(buf, len, "%s", sb.data);
+    sb_free(&sb);
 }
 
 /* Compares a node's output with its `expect`. */
@@ -201,6 +204,7 @@ int infer_shapes(ir_program *p, diag_list *dl)
     ir_model *m = &p->model;
     check_input(p, dl);
     check_classes(p, dl);
+    check_data(p, dl);
     if (dl->errors > errors_before) return -1;
     shape cur = m->input;
     int batch = ropt_int(p->train, TRAIN_BATCH);
@@ -221,7 +225,6 @@ int infer_shapes(ir_program *p, diag_list *dl)
     }
     p->trainable_params = p->total_params;
     check_output(p, dl);
-    check_data(p, dl);
     lint_loss(p, dl);
     lint_bias_before_batchnorm(m, dl);
     return dl->errors > errors_before ? -1 : 0;

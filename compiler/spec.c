@@ -94,7 +94,7 @@ static void hint_choices(diag *d, const char *name, const char *const *choices, 
     strbuf sb;
     sb_init(&sb);
     if (near) sb_printf(&sb, "did you mean '%s'? ", near);
-    sb_puts(&sb, n == 1 ? "expected " : "expected one of: ");
+    sb_puts(&sb, n <= 2 ? "expected " : "expected one of: ");
     list_names(&sb, cands, n);
     diag_hint(d, "%s", sb.data);
     sb_free(&sb);
@@ -110,14 +110,21 @@ static int count_choices(const char *const *c)
 
 static int check_range(const opt_def *od, double x, loc where, diag_list *dl)
 {
-    if (x >= od->min && x <= od->max) return 0;
-    diag *d;
-    if (od->max >= 1e300)
-        d = diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g, got %g", od->name, od->min, x);
+    if (x >= od->min && (od->max_exclusive ? x < od->max : x <= od->max)) return 0;
+    if (od->max_exclusive) {
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g and less than %g, got %g", od->name, od->min,
+                 od->max, x);
+        return -1;
+    }
+    /* Upper bounds this large only guard against nonsense: not worth quoting. */
+    if (x < od->min && od->max >= 1e5)
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g, got %g", od->name, od->min, x);
+    else if (x < od->min && od->min == 1e-300)
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be greater than 0, got %g", od->name, x);
+    else if (od->max >= 1e5)
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %g, got %g", od->name, od->max, x);
     else
-        d = diag_add(dl, DIAG_ERROR, where, "'%s' must be between %g and %g, got %g",
-                     od->name, od->min, od->max, x);
-    (void)d;
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be between %g and %g, got %g", od->name, od->min, od->max, x);
     return -1;
 }
 
@@ -130,10 +137,10 @@ static int number_of(const ast_value *v, double *x)
 
 static int wrong_type(const opt_def *od, const ast_value *v, diag_list *dl)
 {
-    diag *d = diag_add(dl, DIAG_ERROR, v->where, "'%s' must be %s, not a %s",
-                       od->name, opt_type_name(od), value_kind_name(v->kind));
+    diag *d = diag_add(dl, DIAG_ERROR, v->where, "'%s' must be %s, not %s %s",
+                       od->name, opt_type_name(od), value_kind_article(v->kind), value_kind_name(v->kind));
     if (od->type == OPT_ENUM) hint_choices(d, NULL, od->choices, count_choices(od->choices));
-    else if (od->type == OPT_BOOL && v->kind == V_INT) diag_hint(d, "write true or false");
+    else if (od->type == OPT_BOOL && (v->kind == V_INT || v->kind == V_IDENT)) diag_hint(d, "write true or false");
     return -1;
 }
 
@@ -159,8 +166,8 @@ static int resolve_list(const opt_def *od, const ast_value *v, const param_env *
         if (!it) { bad = 1; continue; }
         double x;
         if (number_of(it, &x) != 0 || (od->type == OPT_INT_LIST && it->kind != V_INT)) {
-            diag_add(dl, DIAG_ERROR, it->where, "'%s' must hold %s, not a %s", od->name,
-                     od->type == OPT_INT_LIST ? "integers" : "numbers", value_kind_name(it->kind));
+            diag_add(dl, DIAG_ERROR, it->where, "'%s' must hold %s, not %s %s", od->name,
+                     od->type == OPT_INT_LIST ? "integers" : "numbers", value_kind_article(it->kind), value_kind_name(it->kind));
             bad = 1;
             continue;
         }
@@ -269,8 +276,8 @@ resolved *resolve_call(const call_table *t, const ast_value *call0, const param_
         const ast_value *callee = param_env_deref(env, &ref, dl);
         if (!callee) return NULL;
         if (callee->kind != V_IDENT) {
-            diag_add(dl, DIAG_ERROR, call->where, "$%s must name a %s to be called, not a %s",
-                     call->s, t->what, value_kind_name(callee->kind));
+            diag_add(dl, DIAG_ERROR, call->where, "$%s must name a %s to be called, not %s %s",
+                     call->s, t->what, value_kind_article(callee->kind), value_kind_name(callee->kind));
             return NULL;
         }
         name = callee->s;

@@ -27,6 +27,7 @@ typedef struct opt_def {
     const struct call_table *calls; /* OPT_CALL: what may be called */
     int positional;                 /* may be given as the n-th positional argument; -1: keyword only */
     const char *doc;
+    int max_exclusive;              /* the range is [min, max) */
 } opt_def;
 
 typedef struct call_def {

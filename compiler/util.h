@@ -24,7 +24,7 @@ void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2
 void sb_vprintf(strbuf *sb, const char *fmt, va_list ap);
 char *sb_steal(strbuf *sb);
 
-/* Levenshtein distance between two strings. */
+/* Edit distance between two strings (transpositions count as one edit). */
 size_t edit_distance(const char *a, const char *b);
 
 /* The candidate closest to name, or NULL when none is close enough to be a

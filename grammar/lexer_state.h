@@ -8,6 +8,7 @@ typedef struct lex_state {
     diag_list *dl;
     int line, col;         /* position of the next character */
     int last;              /* last token returned, 0 before the first */
+    int prev;              /* the token before it */
     int eof_newline_sent;
 } lex_state;
 #endif

@@ -25,6 +25,7 @@ typedef struct parse_ctx {
 #include <stdlib.h>
 #include <string.h>
 int yylex(YYSTYPE *yylval, YYLTYPE *yylloc, yyscan_t scanner);
+lex_state *yyget_extra(yyscan_t scanner);
 static void yyerror(YYLTYPE *l, yyscan_t scanner, parse_ctx *ctx, const char *msg);
 static loc L(parse_ctx *ctx, YYLTYPE l);
 static loc span(parse_ctx *ctx, YYLTYPE a, YYLTYPE b);
@@ -85,6 +86,7 @@ item
       }
     | block NEWLINE { ast_file_push(ctx->file, $1); }
     | error NEWLINE {
+          yyerrok;
           hint_last(ctx, "at the top level a file holds 'param NAME = VALUE', "
                          "'sweep NAME = [VALUES]' and blocks such as 'model NAME { ... }'");
       }
@@ -132,6 +134,7 @@ stmts
     | stmts stmt NEWLINE { $$ = $1; ast_item_push_stmt($$, $2); }
     | stmts error NEWLINE {
           $$ = $1;
+          yyerrok;
           hint_last(ctx, "a statement is 'key = value' or a layer 'name: kind(options)'");
       }
     ;
@@ -262,13 +265,39 @@ static void hint_last(parse_ctx *ctx, const char *hint)
         diag_hint(&ctx->dl->items[i], "%s", hint);
 }
 
+static int starts_value(int t)
+{
+    return t == INT || t == FLOAT || t == STRING || t == IDENT || t == PARAMREF || t == '[' || t == '-';
+}
+
+/* A hint for the commonest slips, from the tokens around the error. */
+static const char *syntax_hint(const lex_state *st, const char *msg)
+{
+    if (strstr(msg, "unexpected ')'") || strstr(msg, "unexpected ']'"))
+        return "this bracket closes nothing: is there one too many?";
+    if (strstr(msg, "unexpected '}'") && st->prev != NEWLINE)
+        return "this '}' closes nothing, or a statement before it is incomplete";
+    if (strstr(msg, "expecting ')'") || strstr(msg, "expecting ',' or ')'"))
+        return "separate arguments with ',' and close the call with ')'";
+    if (strstr(msg, "expecting ']'") || strstr(msg, "expecting ',' or ']'"))
+        return "separate list items with ',' and close the list with ']'";
+    if (st->prev == IDENT && starts_value(st->last))
+        return "settings are written 'key = value', layers 'name: kind(options)'";
+    if (strstr(msg, "unexpected end of file"))
+        return "a block or bracket is not closed";
+    return NULL;
+}
+
 static void yyerror(YYLTYPE *l, yyscan_t scanner, parse_ctx *ctx, const char *msg)
 {
-    (void)scanner;
+    const lex_state *st = yyget_extra(scanner);
     const char *prefix = "syntax error, ";
     if (strncmp(msg, prefix, strlen(prefix)) == 0) msg += strlen(prefix);
-    if (diag_add(ctx->dl, DIAG_ERROR, L(ctx, *l), "syntax error: %s", msg))
-        ctx->last_syntax_error = ctx->dl->count - 1;
+    diag *d = diag_add(ctx->dl, DIAG_ERROR, L(ctx, *l), "syntax error: %s", msg);
+    if (!d) return;
+    ctx->last_syntax_error = ctx->dl->count - 1;
+    const char *hint = syntax_hint(st, msg);
+    if (hint) diag_hint(d, "%s", hint);
 }
 
 struct yy_buffer_state;
@@ -286,7 +315,7 @@ int parse_source(const source *src, diag_list *dl, ast_file **out)
         diag_add(dl, DIAG_ERROR, w, "file is too large (%zu bytes) to be a model description", src->len);
         return 1;
     }
-    lex_state st = { src, dl, 1, 1, 0, 0 };
+    lex_state st = { src, dl, 1, 1, 0, 0, 0 };
     yyscan_t scanner;
     if (yylex_init_extra(&st, &scanner) != 0) {
         loc w = { src, 0, 0, 0, 0 };
