@@ -19,13 +19,14 @@ static const ast_value *lookup_param(const param_env *env, const char *name)
     return NULL;
 }
 
-static void hint_param_names(diag *d, const param_env *env, const char *name)
+/* sigil: "$" where the user writes a reference, "" where a bare name (sweep, -D). */
+static void hint_param_names(diag *d, const param_env *env, const char *name, const char *sigil)
 {
     const char **names = xmalloc((size_t)(env->nparams + 1) * sizeof *names);
     for (int i = 0; i < env->nparams; i++) names[i] = env->params[i]->name;
     names[env->nparams] = NULL;
     const char *near = closest_name(name, names);
-    if (near) diag_hint(d, "did you mean '$%s'?", near);
+    if (near) diag_hint(d, "did you mean '%s%s'?", sigil, near);
     else if (env->nparams == 0) diag_hint(d, "declare it at the top of the file: param %s = VALUE", name);
     else diag_hint(d, "declare it with 'param %s = VALUE'", name);
     free(names);
@@ -42,7 +43,7 @@ const ast_value *param_env_deref(const param_env *env, const ast_value *v, diag_
         const ast_value *next = env ? lookup_param(env, v->s) : NULL;
         if (!next) {
             diag *d = diag_add(dl, DIAG_ERROR, v->where, "unknown parameter '$%s'", v->s);
-            if (env) hint_param_names(d, env, v->s);
+            if (env) hint_param_names(d, env, v->s, "$");
             return NULL;
         }
         v = next;
@@ -107,7 +108,7 @@ static void collect_params(sema *s)
         if (!known) {
             diag *d = diag_add(s->dl, DIAG_ERROR, o->name_loc, "-D %s: the file declares no parameter '%s'",
                                o->name, o->name);
-            hint_param_names(d, &s->env, o->name);
+            hint_param_names(d, &s->env, o->name, "");
         }
     }
     ir_program *p = s->prog;
@@ -134,7 +135,7 @@ static void collect_sweeps(sema *s)
             if (!lookup_param(&s->env, it->names[n])) {
                 diag *d = diag_add(s->dl, DIAG_ERROR, it->name_locs[n], "sweep over '%s', which is not a parameter",
                                    it->names[n]);
-                hint_param_names(d, &s->env, it->names[n]);
+                hint_param_names(d, &s->env, it->names[n], "");
                 ok = 0;
             }
         }
@@ -450,7 +451,9 @@ static void lower_model(sema *s)
     m->init = ropt_int(settings, MODEL_INIT) + INIT_PYTORCH;
     m->auto_flatten = ropt_int(settings, MODEL_AUTO_FLATTEN);
     resolved_free(settings);
-    if (m->count == 0) {
+    int written = 0;
+    for (int i = 0; i < blk->nstmts; i++) written |= blk->stmts[i]->kind == S_LAYER;
+    if (!written) {
         diag *d = diag_add(s->dl, DIAG_ERROR, blk->kw_loc, "model '%s' has no layers", m->name);
         diag_hint(d, "add layers such as 'fc: dense(10)'");
     }

@@ -205,7 +205,9 @@ int infer_shapes(ir_program *p, diag_list *dl)
     check_input(p, dl);
     check_classes(p, dl);
     check_data(p, dl);
-    if (dl->errors > errors_before) return -1;
+    /* A mismatch with the data is reported; the layers are still checked
+     * from the input the model states. */
+    if (m->input.rank == 0 || m->classes == 0) return -1;
     shape cur = m->input;
     int batch = ropt_int(p->train, TRAIN_BATCH);
     p->activation_floats = shape_elems(&cur) * batch;

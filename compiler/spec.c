@@ -238,10 +238,25 @@ int resolve_opt(const opt_def *od, const ast_value *v0, const param_env *env, di
 static void unknown_call(const call_table *t, const char *name, loc where, diag_list *dl)
 {
     diag *d = diag_add(dl, DIAG_ERROR, where, "unknown %s '%s'", t->what, name);
-    const char **names = xmalloc((size_t)(t->count + 1) * sizeof *names);
-    for (int i = 0; i < t->count; i++) names[i] = table_def(t, i)->name;
+    /* Aliases are suggested too (linaer -> linear) but not listed. */
+    int n = 0, cap = 2 * t->count + 1;
+    const char **names = xmalloc((size_t)cap * sizeof *names);
+    for (int i = 0; i < t->count; i++) names[n++] = table_def(t, i)->name;
+    for (int i = 0; i < t->count; i++)
+        for (const char *const *a = table_def(t, i)->aliases; a && *a && n < cap - 1; a++) names[n++] = *a;
+    names[n] = NULL;
+    const char *near = closest_name(name, names);
     names[t->count] = NULL;
-    hint_choices(d, name, names, t->count);
+    hint_choices(d, near ? near : name, names, t->count);
+    if (near) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_printf(&sb, "did you mean '%s'? ", near);
+        const char *rest = strstr(d->hint, "expected");
+        sb_puts(&sb, rest ? rest : "");
+        diag_hint(d, "%s", sb.data);
+        sb_free(&sb);
+    }
     free(names);
 }
 

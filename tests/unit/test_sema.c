@@ -116,7 +116,7 @@ static void test_bad_overrides(void)
     const char *unknown[] = { "widht=3", NULL };
     frontend *fe = fe_run(param_file, unknown);
     ASSERT_ERROR(fe, "the file declares no parameter 'widht'");
-    CU_ASSERT(fe_hint(fe, "did you mean '$width'?"));
+    CU_ASSERT(fe_hint(fe, "did you mean 'width'?"));
     fe_done(fe);
     const char *badtype[] = { "bn=3", NULL };
     fe = fe_run(param_file, badtype);
