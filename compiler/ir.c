@@ -136,7 +136,7 @@ void ir_print_shapes(const ir_program *p, FILE *out)
     }
     int batch = ropt_int(p->train, TRAIN_BATCH);
     char mem[32];
-    human_bytes(mem, sizeof mem, p->activation_floats * 4);
+    human_bytes(mem, sizeof mem, count_mul(p->activation_floats, 4));
     fprintf(out, "\ntotal parameters         %s\n", fmt_thousands(num, p->total_params));
     fprintf(out, "trainable parameters     %s\n", fmt_thousands(num, p->trainable_params));
     fprintf(out, "multiply-adds per sample %s\n", fmt_thousands(num, p->total_macs));

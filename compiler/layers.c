@@ -1,5 +1,6 @@
 #include "layers.h"
 #include "util.h"
+#include <limits.h>
 #include <stdio.h>
 
 #define INF 1e308
@@ -20,10 +21,20 @@ void shape_format(const shape *s, char *buf, size_t n)
         snprintf(buf, n, "[N]");
 }
 
+long long count_mul(long long a, long long b)
+{
+    return a > 0 && b > LLONG_MAX / a ? LLONG_MAX : a * b;
+}
+
+long long count_add(long long a, long long b)
+{
+    return a > LLONG_MAX - b ? LLONG_MAX : a + b;
+}
+
 long long shape_elems(const shape *s)
 {
     long long e = 1;
-    for (int i = 0; i < s->rank; i++) e *= s->d[i];
+    for (int i = 0; i < s->rank; i++) e = count_mul(e, s->d[i]);
     return e;
 }
 
@@ -85,13 +96,13 @@ static int conv_infer(const resolved *o, const shape *in, shape *out, shape_ctx 
 static long long conv_params(const resolved *o, const shape *in, const shape *out)
 {
     long long k = ropt_int(o, CONV_KERNEL);
-    return out->d[0] * in->d[0] * k * k + (ropt_num(o, CONV_BIAS) ? out->d[0] : 0);
+    return count_add(count_mul(count_mul(out->d[0], in->d[0]), k * k), ropt_num(o, CONV_BIAS) ? out->d[0] : 0);
 }
 
 static long long conv_macs(const resolved *o, const shape *in, const shape *out)
 {
     long long k = ropt_int(o, CONV_KERNEL);
-    return out->d[0] * out->d[1] * out->d[2] * in->d[0] * k * k;
+    return count_mul(count_mul(shape_elems(out), in->d[0]), k * k);
 }
 
 static long long flat_size(const shape *in, shape_ctx *cx)
@@ -126,13 +137,13 @@ static int dense_infer(const resolved *o, const shape *in, shape *out, shape_ctx
 static long long dense_params(const resolved *o, const shape *in, const shape *out)
 {
     long long f = in->rank == 3 ? shape_elems(in) : in->d[0];
-    return out->d[0] * f + (ropt_num(o, DENSE_BIAS) ? out->d[0] : 0);
+    return count_add(count_mul(out->d[0], f), ropt_num(o, DENSE_BIAS) ? out->d[0] : 0);
 }
 
 static long long dense_macs(const resolved *o, const shape *in, const shape *out)
 {
     (void)o;
-    return out->d[0] * (in->rank == 3 ? shape_elems(in) : in->d[0]);
+    return count_mul(out->d[0], in->rank == 3 ? shape_elems(in) : in->d[0]);
 }
 
 static int pool_infer(const resolved *o, const shape *in, shape *out, shape_ctx *cx)

@@ -55,4 +55,9 @@ static inline layer_id layer_kind_of(const resolved *r) { return (layer_id)r->in
 
 void shape_format(const shape *s, char *buf, size_t n);  /* "[N, 6, 28, 28]" */
 long long shape_elems(const shape *s);
+/* a*b and a+b for element, parameter and multiply-add counts (never
+ * negative): they saturate at LLONG_MAX instead of overflowing, as the
+ * options allow layers whose counts do not fit in 64 bits. */
+long long count_mul(long long a, long long b);
+long long count_add(long long a, long long b);
 #endif

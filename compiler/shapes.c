@@ -184,9 +184,10 @@ static void check_data(const ir_program *p, diag_list *dl)
                      channels, nm, ns);
     }
     if (ds && ropt_num(p->data, DATA_VALIDATION) >= ds->train_count) {
+        /* validation has no upper bound: it may not fit in an int */
         diag *d = diag_add(dl, DIAG_ERROR, p->data->v[DATA_VALIDATION].where,
-                           "validation = %d leaves no training images (%s has %d)",
-                           ropt_int(p->data, DATA_VALIDATION), ds->name, ds->train_count);
+                           "validation = %.0f leaves no training images (%s has %d)",
+                           ropt_num(p->data, DATA_VALIDATION), ds->name, ds->train_count);
         diag_hint(d, "hold out fewer images, e.g. validation = %d", ds->train_count / 5);
     }
     for (int i = 0; i < p->naug_ops; i++) {
@@ -210,7 +211,7 @@ int infer_shapes(ir_program *p, diag_list *dl)
     if (m->input.rank == 0 || m->classes == 0) return -1;
     shape cur = m->input;
     int batch = ropt_int(p->train, TRAIN_BATCH);
-    p->activation_floats = shape_elems(&cur) * batch;
+    p->activation_floats = count_mul(shape_elems(&cur), batch);
     for (int i = 0; i < m->count; i++) {
         ir_node *n = &m->nodes[i];
         const layer_row *row = &layer_table[layer_kind_of(n->op)];
@@ -219,9 +220,9 @@ int infer_shapes(ir_program *p, diag_list *dl)
         if (row->infer(n->op, &n->in, &n->out, &cx)) return -1;  /* later shapes would only cascade */
         n->params = row->params ? row->params(n->op, &n->in, &n->out) : 0;
         n->macs = row->macs ? row->macs(n->op, &n->in, &n->out) : 0;
-        p->total_params += n->params;
-        p->total_macs += n->macs;
-        p->activation_floats += shape_elems(&n->out) * batch;
+        p->total_params = count_add(p->total_params, n->params);
+        p->total_macs = count_add(p->total_macs, n->macs);
+        p->activation_floats = count_add(p->activation_floats, count_mul(shape_elems(&n->out), batch));
         check_expect(p, n, dl);
         cur = n->out;
     }

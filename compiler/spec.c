@@ -248,7 +248,7 @@ static void unknown_call(const call_table *t, const char *name, loc where, diag_
     const char *near = closest_name(name, names);
     names[t->count] = NULL;
     hint_choices(d, near ? near : name, names, t->count);
-    if (near) {
+    if (near && d) {  /* d is NULL past the error limit */
         strbuf sb;
         sb_init(&sb);
         sb_printf(&sb, "did you mean '%s'? ", near);
