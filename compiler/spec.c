@@ -85,12 +85,17 @@ static void list_names(strbuf *sb, const char *const *names, int n)
     }
 }
 
-static void hint_choices(diag *d, const char *name, const char *const *choices, int n)
+/* "did you mean X? expected one of: ..." where X is the candidate closest to
+ * name (NULL: no suggestion). suggest, when not NULL, is a NULL-terminated
+ * list to pick X from that may hold more names (aliases) than those listed. */
+static void hint_choices_from(diag *d, const char *name, const char *const *choices, int n,
+                              const char *const *suggest)
 {
+    if (!d) return;  /* past the error limit */
     const char **cands = xmalloc((size_t)(n + 1) * sizeof *cands);
     for (int i = 0; i < n; i++) cands[i] = choices[i];
     cands[n] = NULL;
-    const char *near = name ? closest_name(name, cands) : NULL;
+    const char *near = name ? closest_name(name, suggest ? suggest : cands) : NULL;
     strbuf sb;
     sb_init(&sb);
     if (near) sb_printf(&sb, "did you mean '%s'? ", near);
@@ -99,6 +104,11 @@ static void hint_choices(diag *d, const char *name, const char *const *choices, 
     diag_hint(d, "%s", sb.data);
     sb_free(&sb);
     free(cands);
+}
+
+static void hint_choices(diag *d, const char *name, const char *const *choices, int n)
+{
+    hint_choices_from(d, name, choices, n, NULL);
 }
 
 static int count_choices(const char *const *c)
@@ -245,18 +255,7 @@ static void unknown_call(const call_table *t, const char *name, loc where, diag_
     for (int i = 0; i < t->count; i++)
         for (const char *const *a = table_def(t, i)->aliases; a && *a && n < cap - 1; a++) names[n++] = *a;
     names[n] = NULL;
-    const char *near = closest_name(name, names);
-    names[t->count] = NULL;
-    hint_choices(d, near ? near : name, names, t->count);
-    if (near && d) {  /* d is NULL past the error limit */
-        strbuf sb;
-        sb_init(&sb);
-        sb_printf(&sb, "did you mean '%s'? ", near);
-        const char *rest = strstr(d->hint, "expected");
-        sb_puts(&sb, rest ? rest : "");
-        diag_hint(d, "%s", sb.data);
-        sb_free(&sb);
-    }
+    hint_choices_from(d, name, names, t->count, names);
     free(names);
 }
 
