@@ -1,5 +1,7 @@
 /* netc: the command-line driver. */
 #include "config.h"
+#include "build.h"
+#include "emit_c.h"
 #include "frontend.h"
 #include "util.h"
 #include <errno.h>
@@ -8,14 +10,20 @@
 #include <string.h>
 #include <unistd.h>
 
-enum action { ACT_NONE, ACT_CHECK, ACT_PRINT_SHAPES, ACT_EMIT_IR, ACT_BUILD };
+enum action { ACT_NONE, ACT_CHECK, ACT_PRINT_SHAPES, ACT_EMIT_IR, ACT_EMIT_C, ACT_BUILD };
 
 static void usage(FILE *out)
 {
-    fputs("usage: netc [OPTIONS] FILE.net\n"
+    fputs("usage: netc [OPTIONS] FILE.net -o PROGRAM\n"
+          "       netc --check|--print-shapes|--emit-ir|--emit-c [OPTIONS] FILE.net\n"
           "\n"
-          "Checks a model description and reports its shapes and parameters.\n"
+          "Compiles a model description into a program that trains and tests it\n"
+          "(PROGRAM train, PROGRAM test --weights FILE, PROGRAM --help), or checks it.\n"
           "\n"
+          "  -o PROGRAM           write the program (the C compiler is $CC, else the one\n"
+          "                       netc was configured with)\n"
+          "  -S, --emit-c         keep the generated C as PROGRAM.c; without -o, print it\n"
+          "  -v                   print the C compiler's command line\n"
           "  --check              parse and check FILE; print only diagnostics\n"
           "  --print-shapes       print every layer's output shape and parameter count\n"
           "  --emit-ir            print the checked intermediate representation\n"
@@ -38,6 +46,9 @@ typedef struct cli {
     int color;         /* -1: auto */
     int werror;
     int max_errors;
+    int emit_c;        /* -S / --emit-c */
+    int verbose;
+    strbuf overrides;  /* the -D options as given, for the program's records */
 } cli;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -80,10 +91,15 @@ static int parse_args(int argc, char **argv, cli *c, frontend *fe)
             const char *def = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!def) return usage_error("%s needs NAME=VALUE", "-D");
             frontend_define(fe, def);
+            sb_printf(&c->overrides, "%s-D %s", c->overrides.len ? " " : "", def);
         } else if (!strcmp(a, "-o")) {
             if (i + 1 >= argc) return usage_error("%s needs a file name", "-o");
             c->output = argv[++i];
             if (set_action(c, ACT_BUILD, a)) return 2;
+        } else if (!strcmp(a, "-S") || !strcmp(a, "--emit-c")) {
+            c->emit_c = 1;
+        } else if (!strcmp(a, "-v")) {
+            c->verbose = 1;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (c->file) {
@@ -93,6 +109,9 @@ static int parse_args(int argc, char **argv, cli *c, frontend *fe)
         }
     }
     if (!c->file) return usage_error("%s", "no input file");
+    if (c->emit_c && c->action != ACT_BUILD) {
+        if (set_action(c, ACT_EMIT_C, "--emit-c")) return 2;
+    }
     return 0;
 }
 
@@ -109,42 +128,60 @@ static char *read_input(const char *path, size_t *len)
     return read_file(path, len);
 }
 
+/* --emit-c prints the program's C; -o compiles it. Returns nonzero on failure. */
+static int generate(const cli *c, const ir_program *prog)
+{
+    emit_info info = { c->file, PACKAGE_VERSION, c->overrides.len ? c->overrides.data : "" };
+    strbuf code;
+    sb_init(&code);
+    emit_c(prog, &info, &code);
+    int rc = 0;
+    if (c->action == ACT_EMIT_C) {
+        rc = fputs(code.data, stdout) < 0;
+    } else {
+        build_opts bo = { c->output, c->emit_c, c->verbose };
+        rc = build_program(code.data, &bo) != 0;
+    }
+    sb_free(&code);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    cli c = { ACT_NONE, NULL, NULL, -1, 0, 50 };
+    cli c = { ACT_NONE, NULL, NULL, -1, 0, 50, 0, 0, { NULL, 0, 0 } };
     frontend fe;
     frontend_init(&fe);
     int rc = parse_args(argc, argv, &c, &fe);
     if (rc) {
         frontend_free(&fe);
+        sb_free(&c.overrides);
         return rc < 0 ? 0 : rc;
     }
     int color = c.color >= 0 ? c.color : isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
     fe.dl.max_errors = c.max_errors;
     fe.dl.warnings_are_errors = c.werror;
-    if (c.action == ACT_BUILD) {
-        fprintf(stderr, "netc: building a program (-o %s) is not implemented yet; "
-                        "this netc checks models: use --check, --print-shapes or --emit-ir\n", c.output);
-        frontend_free(&fe);
-        return 2;
-    }
     size_t len = 0;
     char *text = read_input(c.file, &len);
     if (!text) {
         fprintf(stderr, "netc: cannot read '%s': %s\n", c.file, strerror(errno));
         frontend_free(&fe);
+        sb_free(&c.overrides);
         return 1;
     }
     int failed = diag_has_errors(&fe.dl);  /* a malformed -D */
     if (!failed) failed = frontend_run(&fe, strcmp(c.file, "-") ? c.file : "<stdin>", text, len);
     free(text);
+    int wants_c = c.action == ACT_EMIT_C || c.action == ACT_BUILD;
+    if (!failed && fe.prog && wants_c) failed = emit_c_check(fe.prog, &fe.dl) != 0;
     diag_render_all(&fe.dl, stderr, color);
     if (!failed && fe.prog) {
         if (c.action == ACT_PRINT_SHAPES) ir_print_shapes(fe.prog, stdout);
         else if (c.action == ACT_EMIT_IR) ir_dump(fe.prog, stdout);
+        else if (wants_c) failed = generate(&c, fe.prog);
     }
-    if (failed) fprintf(stderr, "netc: %d error%s, %d warning%s\n", fe.dl.errors, fe.dl.errors == 1 ? "" : "s",
+    if (failed && fe.dl.errors) fprintf(stderr, "netc: %d error%s, %d warning%s\n", fe.dl.errors, fe.dl.errors == 1 ? "" : "s",
                         fe.dl.warnings, fe.dl.warnings == 1 ? "" : "s");
     frontend_free(&fe);
+    sb_free(&c.overrides);
     return failed ? 1 : 0;
 }

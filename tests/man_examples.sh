@@ -25,7 +25,8 @@
 #                      }
 #   fragment-skip  not checkable on its own: reported as skipped;
 #   shell          shell commands, run with `bash -e -o pipefail` from
-#                  TOP_SRCDIR with netc on PATH: they must exit 0;
+#                  TOP_SRCDIR with netc on PATH and TMPDIR set to a private
+#                  temporary directory: they must exit 0;
 #   output         what a command prints: reported as skipped.
 # The example text is the page source with the groff escapes undone
 # (\- \e \\ \& \(aq \(dq \(ha \(ti \(ga \(rs \f...); a raw - ' ` ^ or ~ in
@@ -250,7 +251,9 @@ while IFS="$(printf '\t')" read -r id page line kind; do
         if check_net "$tmp/ex/$id.net" "$log"; then report ok "$desc"; else report fail "$desc" "$log"; fi
         ;;
     shell)
-        if PATH="$tmp/bin:$PATH" bash -e -o pipefail "$txt" < /dev/null > "$log" 2>&1; then
+        # A private TMPDIR: examples that write files put them there.
+        mkdir -p "$tmp/work"
+        if TMPDIR="$tmp/work" PATH="$tmp/bin:$PATH" bash -e -o pipefail "$txt" < /dev/null > "$log" 2>&1; then
             report ok "$desc"
         else
             rc=$?

@@ -1,0 +1,1125 @@
+/* The CPU backend's layers: forward, backward and initialization of every
+ * nr_kind, with PyTorch's semantics.
+ *
+ * Threads: every kernel parallelizes with OpenMP and calls OpenBLAS
+ * single-threaded from inside its threads (nr_cpu_set_threads pins BLAS to
+ * one thread). Two thread pools taking turns on the same few cores would
+ * spin against each other; one pool that splits the batch keeps each
+ * thread's im2col columns in its own cache. */
+#include "ops.h"
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- threads ---------------------------------------------------------- */
+
+static int cpu_threads; /* 0 until nr_cpu_set_threads (or the first kernel) sets it */
+
+static int processor_count(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+void nr_cpu_set_threads(int threads)
+{
+    cpu_threads = threads > 0 ? threads : processor_count();
+#ifdef _OPENMP
+    omp_set_num_threads(cpu_threads);
+#endif
+#ifdef OPENBLAS_VERSION
+    openblas_set_num_threads(1);
+#endif
+}
+
+static int kernel_threads(void)
+{
+    if (cpu_threads <= 0) nr_cpu_set_threads(0);
+    return cpu_threads;
+}
+
+/* Per-thread scratch slots are sized for at least every core, so that
+ * raising the thread count up to the core count after sizing stays safe. */
+static int scratch_slots(void)
+{
+    int t = kernel_threads(), procs = processor_count();
+    return t > procs ? t : procs;
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int thread_count(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* The library is built for the baseline ISA (SSE2 on x86-64); on GCC a
+ * second, AVX2 version of the hottest loops is picked at load time when the
+ * CPU has it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef SIMD_CLONES
+#define SIMD_CLONES
+#endif
+
+/* Below this many elements an elementwise loop is not worth waking threads. */
+#define PARALLEL_MIN 32768
+
+/* ---- sizes ------------------------------------------------------------ */
+
+static size_t in_size(const nr_layer *L) { return (size_t)L->in_c * L->in_h * L->in_w; }
+static size_t out_size(const nr_layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
+static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+/* ---- convolution (im2col + GEMM) --------------------------------------- */
+
+typedef struct conv_geom {
+    int C, H, W, O, k, s, pad, reflect, OH, OW;
+    size_t P; /* output pixels per image */
+    size_t K; /* C*k*k: one column of the im2col matrix */
+} conv_geom;
+
+static conv_geom conv_geom_of(const nr_layer *L)
+{
+    conv_geom g = { L->in_c, L->in_h, L->in_w, L->out_c, L->kernel, L->stride > 0 ? L->stride : 1, L->padding,
+                    L->reflect, L->out_h, L->out_w, 0, 0 };
+    g.P = (size_t)g.OH * g.OW;
+    g.K = (size_t)g.C * g.k * g.k;
+    return g;
+}
+
+/* im2col columns per thread chunk: about a core's L2, so a chunk's columns
+ * are still cached when the GEMM reads them. */
+#define COL_BUDGET ((size_t)1 << 17)
+
+/* Images per chunk: as many as fit COL_BUDGET, never more than a thread's
+ * share of the batch. Monotone in n, so scratch sized for the largest batch
+ * serves every smaller one. */
+static int conv_chunk_images(const conv_geom *g, int n, int threads)
+{
+    size_t per = g->K * g->P;
+    size_t cb = per >= COL_BUDGET ? 1 : COL_BUDGET / per;
+    size_t share = ((size_t)(n > 0 ? n : 1) + threads - 1) / threads;
+    if (cb > share) cb = share;
+    return cb < 1 ? 1 : (int)cb;
+}
+
+/* One thread's slot: columns, their gradient, the output (or dy) in GEMM
+ * layout [O, images*P], and its partial weight and bias gradients. */
+typedef struct conv_slot {
+    float *cols, *dcols, *gemm_out, *dw, *db;
+} conv_slot;
+
+static size_t conv_slot_floats(const conv_geom *g, int cb)
+{
+    size_t cols = g->K * (size_t)cb * g->P;
+    return 2 * round16(cols) + round16((size_t)g->O * cb * g->P) + round16((size_t)g->O * g->K + g->O);
+}
+
+static conv_slot conv_slot_at(const conv_geom *g, int cb, float *scratch, int t)
+{
+    conv_slot s;
+    size_t cols = round16(g->K * (size_t)cb * g->P);
+    s.cols = scratch + (size_t)t * conv_slot_floats(g, cb);
+    s.dcols = s.cols + cols;
+    s.gemm_out = s.dcols + cols;
+    s.dw = s.gemm_out + round16((size_t)g->O * cb * g->P);
+    s.db = s.dw + (size_t)g->O * g->K;
+    return s;
+}
+
+/* PyTorch's reflect padding: the edge pixel is not repeated. */
+static int reflect_index(int i, int n)
+{
+    if (i < 0) i = -i;
+    if (i >= n) i = 2 * n - 2 - i;
+    return i;
+}
+
+/* Output columns ow whose input column ow*s - pad + kj lies inside [0, W). */
+static void valid_columns(const conv_geom *g, int kj, int *lo, int *hi)
+{
+    int first = g->pad - kj <= 0 ? 0 : (g->pad - kj + g->s - 1) / g->s;
+    int last_in = g->W - 1 + g->pad - kj; /* ow*s <= last_in */
+    int end = last_in < 0 ? 0 : last_in / g->s + 1;
+    if (end > g->OW) end = g->OW;
+    if (first > end) first = end;
+    *lo = first;
+    *hi = end;
+}
+
+/* Row (ki, kj) of one input plane's im2col block: P values. */
+SIMD_CLONES static void im2col_row(const conv_geom *g, const float *plane, int ki, int kj, float *dst)
+{
+    int lo, hi;
+    valid_columns(g, kj, &lo, &hi);
+    for (int oh = 0; oh < g->OH; oh++, dst += g->OW) {
+        int ih = oh * g->s - g->pad + ki;
+        if (g->reflect) {
+            const float *src = plane + (size_t)reflect_index(ih, g->H) * g->W;
+            for (int ow = 0; ow < g->OW; ow++) dst[ow] = src[reflect_index(ow * g->s - g->pad + kj, g->W)];
+            continue;
+        }
+        if (ih < 0 || ih >= g->H) {
+            memset(dst, 0, (size_t)g->OW * sizeof *dst);
+            continue;
+        }
+        const float *src = plane + (size_t)ih * g->W + kj - g->pad;
+        for (int ow = 0; ow < lo; ow++) dst[ow] = 0;
+        /* rows are short (28 floats in LeNet-5): a loop beats a memcpy call */
+        if (g->s == 1) {
+#pragma omp simd
+            for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow];
+        } else {
+            for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow * g->s];
+        }
+        for (int ow = hi; ow < g->OW; ow++) dst[ow] = 0;
+    }
+}
+
+/* The adjoint of im2col_row: adds the row back into the plane. */
+static void col2im_row(const conv_geom *g, float *plane, int ki, int kj, const float *src)
+{
+    int lo, hi;
+    valid_columns(g, kj, &lo, &hi);
+    for (int oh = 0; oh < g->OH; oh++, src += g->OW) {
+        int ih = oh * g->s - g->pad + ki;
+        if (g->reflect) {
+            float *dst = plane + (size_t)reflect_index(ih, g->H) * g->W;
+            for (int ow = 0; ow < g->OW; ow++) dst[reflect_index(ow * g->s - g->pad + kj, g->W)] += src[ow];
+            continue;
+        }
+        if (ih < 0 || ih >= g->H) continue;
+        float *dst = plane + (size_t)ih * g->W + kj - g->pad;
+        if (g->s == 1) {
+#pragma omp simd
+            for (int ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+        } else {
+            for (int ow = lo; ow < hi; ow++) dst[ow * g->s] += src[ow];
+        }
+    }
+}
+
+/* cols [K, nb*P] of nb images, rows ld apart: row (c, ki, kj), column
+ * (image, oh, ow). */
+static void im2col(const conv_geom *g, const float *x, int nb, float *cols, size_t ld)
+{
+    size_t plane = (size_t)g->H * g->W;
+    for (int c = 0; c < g->C; c++)
+        for (int ki = 0; ki < g->k; ki++)
+            for (int kj = 0; kj < g->k; kj++) {
+                float *row = cols + ((size_t)(c * g->k + ki) * g->k + kj) * ld;
+                for (int b = 0; b < nb; b++)
+                    im2col_row(g, x + ((size_t)b * g->C + c) * plane, ki, kj, row + (size_t)b * g->P);
+            }
+}
+
+/* dx (zeroed by the caller) += col2im(dcols). */
+static void col2im(const conv_geom *g, const float *dcols, int nb, float *dx)
+{
+    size_t ld = (size_t)nb * g->P, plane = (size_t)g->H * g->W;
+    for (int c = 0; c < g->C; c++)
+        for (int ki = 0; ki < g->k; ki++)
+            for (int kj = 0; kj < g->k; kj++) {
+                const float *row = dcols + ((size_t)(c * g->k + ki) * g->k + kj) * ld;
+                for (int b = 0; b < nb; b++)
+                    col2im_row(g, dx + ((size_t)b * g->C + c) * plane, ki, kj, row + (size_t)b * g->P);
+            }
+}
+
+/* Where a chunk's columns live: in the layer's saved floats when forward
+ * keeps them for backward (the whole batch as one [K, n*P] matrix, so the
+ * layout does not depend on how threads cut the batch), else in the
+ * thread's slot. */
+typedef struct cols_view {
+    float *at;
+    size_t ld;
+} cols_view;
+
+/* Small im2col matrices are kept from forward to backward, which then skips
+ * rebuilding them (im2col is memory traffic, a large share of a small
+ * net's time); large ones would cost too much memory per batch. */
+#define KEEP_COLS_PER_IMAGE ((size_t)1 << 16)
+
+static int conv_keeps_cols(const conv_geom *g);
+
+static cols_view chunk_cols(const conv_geom *g, int n, int b0, int nb, float *saved, const conv_slot *s)
+{
+    cols_view v;
+    if (conv_keeps_cols(g)) {
+        v.at = saved + (size_t)b0 * g->P;
+        v.ld = (size_t)n * g->P;
+    } else {
+        v.at = s->cols;
+        v.ld = (size_t)nb * g->P;
+    }
+    return v;
+}
+
+/* One GEMM for the whole chunk, [O, K] x [K, nb*P], then each image's
+ * [O, P] block moves to NCHW with the bias added on the way. */
+static void conv_forward_chunk(const conv_geom *g, int nb, const float *x, float *y, const float *w,
+                               const float *bias, const conv_slot *s, cols_view cols)
+{
+    int ncols = (int)((size_t)nb * g->P);
+    im2col(g, x, nb, cols.at, cols.ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->O, ncols, (int)g->K, 1.0f, w, (int)g->K, cols.at,
+                (int)cols.ld, 0.0f, s->gemm_out, ncols);
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < g->O; o++) {
+            const float *src = s->gemm_out + (size_t)o * ncols + (size_t)b * g->P;
+            float *dst = y + ((size_t)b * g->O + o) * g->P;
+            float add = bias ? bias[o] : 0.0f;
+#pragma omp simd
+            for (size_t p = 0; p < g->P; p++) dst[p] = src[p] + add;
+        }
+}
+
+/* This thread's images of the batch: [lo, hi). */
+static void thread_share(int n, int *lo, int *hi)
+{
+    int t = thread_id(), nt = thread_count();
+    *lo = (int)((long long)n * t / nt);
+    *hi = (int)((long long)n * (t + 1) / nt);
+}
+
+/* A kernel that covers the whole unpadded input (LeNet-5's conv3) has one
+ * output pixel: it is a dense layer over the flattened input, with no
+ * im2col at all. */
+/* Threads for a conv of n images: one when the work would not pay for
+ * waking another (and waiting for it when the cores are busy). */
+static int conv_threads(const conv_geom *g, int n)
+{
+    return (size_t)n * g->K * g->P * g->O >= ((size_t)1 << 17) ? kernel_threads() : 1;
+}
+
+static int conv_is_dense(const conv_geom *g)
+{
+    return g->pad == 0 && g->k == g->H && g->k == g->W && g->OH == 1 && g->OW == 1;
+}
+
+static int conv_keeps_cols(const conv_geom *g) { return !conv_is_dense(g) && g->K * g->P <= KEEP_COLS_PER_IMAGE; }
+
+static void dense_forward_sized(int n, int in, int out, const float *x, float *y, const float *w, const float *bias);
+static void dense_backward_sized(int n, int in, int out, const float *x, const float *dy, float *dx, const float *w,
+                                 float *dw, float *db);
+
+static void conv_forward(const nr_layer *L, int n, const float *x, float *y, const float *params, float *saved,
+                         float *scratch)
+{
+    conv_geom g = conv_geom_of(L);
+    int threads = kernel_threads();
+    int cb = conv_chunk_images(&g, n, threads);
+    const float *bias = L->bias ? params + (size_t)g.O * g.K : NULL;
+    size_t in_img = (size_t)g.C * g.H * g.W, out_img = (size_t)g.O * g.P;
+    if (conv_is_dense(&g)) {
+        dense_forward_sized(n, (int)g.K, g.O, x, y, params, bias);
+        return;
+    }
+#pragma omp parallel num_threads(conv_threads(&g, n))
+    {
+        conv_slot s = conv_slot_at(&g, cb, scratch, thread_id());
+        int lo, hi;
+        thread_share(n, &lo, &hi);
+        for (int b0 = lo; b0 < hi; b0 += cb) {
+            int nb = hi - b0 < cb ? hi - b0 : cb;
+            conv_forward_chunk(&g, nb, x + b0 * in_img, y + b0 * out_img, params, bias, &s,
+                               chunk_cols(&g, n, b0, nb, saved, &s));
+        }
+    }
+}
+
+/* dy of nb images into GEMM layout [O, nb*P]; the bias gradient on the way. */
+static void gather_dy(const conv_geom *g, int nb, const float *dy, const conv_slot *s)
+{
+    size_t ncols = (size_t)nb * g->P;
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < g->O; o++) {
+            const float *src = dy + ((size_t)b * g->O + o) * g->P;
+            float *dst = s->gemm_out + (size_t)o * ncols + (size_t)b * g->P;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (size_t p = 0; p < g->P; p++) {
+                dst[p] = src[p];
+                sum += src[p];
+            }
+            s->db[o] += sum;
+        }
+}
+
+static void conv_backward_chunk(const conv_geom *g, int nb, const float *x, const float *dy, float *dx,
+                                const float *w, const conv_slot *s, cols_view cols)
+{
+    int ncols = (int)((size_t)nb * g->P), K = (int)g->K;
+    gather_dy(g, nb, dy, s);
+    if (!conv_keeps_cols(g)) im2col(g, x, nb, cols.at, cols.ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->O, K, ncols, 1.0f, s->gemm_out, ncols, cols.at,
+                (int)cols.ld, 1.0f, s->dw, K);
+    if (!dx) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, g->O, 1.0f, w, K, s->gemm_out, ncols, 0.0f,
+                s->dcols, ncols);
+    memset(dx, 0, (size_t)nb * g->C * g->H * g->W * sizeof *dx);
+    col2im(g, s->dcols, nb, dx);
+}
+
+static void conv_backward(const nr_layer *L, int n, const float *x, const float *dy, float *dx, const float *params,
+                          float *dparams, const float *saved, float *scratch)
+{
+    conv_geom g = conv_geom_of(L);
+    int threads = kernel_threads();
+    int cb = conv_chunk_images(&g, n, threads);
+    size_t in_img = (size_t)g.C * g.H * g.W, out_img = (size_t)g.O * g.P;
+    size_t nw = (size_t)g.O * g.K;
+    int used = 1;
+    if (conv_is_dense(&g)) {
+        dense_backward_sized(n, (int)g.K, g.O, x, dy, dx, params, dparams, L->bias ? dparams + nw : NULL);
+        return;
+    }
+#pragma omp parallel num_threads(conv_threads(&g, n))
+    {
+        conv_slot s = conv_slot_at(&g, cb, scratch, thread_id());
+        if (thread_id() == 0) used = thread_count();
+        memset(s.dw, 0, (nw + g.O) * sizeof *s.dw);
+        int lo, hi;
+        thread_share(n, &lo, &hi);
+        for (int b0 = lo; b0 < hi; b0 += cb) {
+            int nb = hi - b0 < cb ? hi - b0 : cb;
+            conv_backward_chunk(&g, nb, x + b0 * in_img, dy + b0 * out_img, dx ? dx + b0 * in_img : NULL, params,
+                                &s, chunk_cols(&g, n, b0, nb, (float *)saved, &s)); /* only read here */
+        }
+    }
+    /* The threads' partial gradients, summed in a fixed order. */
+    size_t total = nw + (L->bias ? (size_t)g.O : 0);
+    conv_slot first = conv_slot_at(&g, cb, scratch, 0);
+    memcpy(dparams, first.dw, total * sizeof *dparams);
+    for (int t = 1; t < used; t++) {
+        conv_slot s = conv_slot_at(&g, cb, scratch, t);
+        for (size_t j = 0; j < total; j++) dparams[j] += s.dw[j];
+    }
+}
+
+/* ---- dense -------------------------------------------------------------- */
+
+/* Rows [lo, hi) of m rows split between the threads of the current team. */
+static void split_rows(int m, int *lo, int *hi) { thread_share(m, lo, hi); }
+
+static int dense_threads(int n, size_t in, size_t out)
+{
+    return (size_t)n * in * out >= (size_t)1 << 16 ? kernel_threads() : 1;
+}
+
+static void dense_forward_sized(int n, int in, int out, const float *x, float *y, const float *w, const float *bias)
+{
+#pragma omp parallel num_threads(dense_threads(n, in, out))
+    {
+        int lo, hi;
+        split_rows(n, &lo, &hi);
+        if (hi > lo) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, out, in, 1.0f, x + (size_t)lo * in, in, w,
+                        in, 0.0f, y + (size_t)lo * out, out);
+            if (bias)
+                for (int b = lo; b < hi; b++) {
+                    float *row = y + (size_t)b * out;
+#pragma omp simd
+                    for (int o = 0; o < out; o++) row[o] += bias[o];
+                }
+        }
+    }
+}
+
+/* dw [out, in] = dy^T x, split by rows of dw; db = column sums of dy;
+ * dx = dy w, split by rows of dx. */
+static void dense_backward_sized(int n, int in, int out, const float *x, const float *dy, float *dx, const float *w,
+                                 float *dw, float *db)
+{
+#pragma omp parallel num_threads(dense_threads(n, in, out))
+    {
+        int lo, hi;
+        split_rows(out, &lo, &hi);
+        if (hi > lo) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, in, n, 1.0f, dy + lo, out, x, in, 0.0f,
+                        dw + (size_t)lo * in, in);
+            if (db)
+                for (int o = lo; o < hi; o++) {
+                    float sum = 0.0f;
+                    for (int b = 0; b < n; b++) sum += dy[(size_t)b * out + o];
+                    db[o] = sum;
+                }
+        }
+        if (dx) {
+            split_rows(n, &lo, &hi);
+            if (hi > lo)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, in, out, 1.0f, dy + (size_t)lo * out,
+                            out, w, in, 0.0f, dx + (size_t)lo * in, in);
+        }
+    }
+}
+
+static void dense_forward(const nr_layer *L, int n, const float *x, float *y, const float *params)
+{
+    int in = (int)in_size(L), out = (int)out_size(L);
+    dense_forward_sized(n, in, out, x, y, params, L->bias ? params + (size_t)in * out : NULL);
+}
+
+static void dense_backward(const nr_layer *L, int n, const float *x, const float *dy, float *dx, const float *params,
+                           float *dparams)
+{
+    int in = (int)in_size(L), out = (int)out_size(L);
+    dense_backward_sized(n, in, out, x, dy, dx, params, dparams, L->bias ? dparams + (size_t)in * out : NULL);
+}
+
+/* ---- pooling ------------------------------------------------------------ */
+
+typedef struct pool_geom {
+    int H, W, OH, OW, k, s, pad;
+} pool_geom;
+
+static pool_geom pool_geom_of(const nr_layer *L)
+{
+    pool_geom g = { L->in_h, L->in_w, L->out_h, L->out_w, L->kernel, L->stride > 0 ? L->stride : L->kernel,
+                    L->padding };
+    return g;
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* Window (oh, ow) clipped to the image: rows [*i0, *i1), columns [*j0, *j1). */
+static void pool_window(const pool_geom *g, int oh, int ow, int *i0, int *i1, int *j0, int *j1)
+{
+    int hs = oh * g->s - g->pad, ws = ow * g->s - g->pad;
+    *i0 = imax(hs, 0);
+    *i1 = imin(hs + g->k, g->H);
+    *j0 = imax(ws, 0);
+    *j1 = imin(ws + g->k, g->W);
+}
+
+/* Padding counts as -inf, so it never wins; like PyTorch, the first maximum
+ * wins and a NaN wins over everything. The argmax (index in the plane, exact
+ * in a float below 2^24) is what backward routes the gradient to. */
+static void maxpool_plane(const pool_geom *g, const float *x, float *y, float *arg)
+{
+    for (int oh = 0; oh < g->OH; oh++)
+        for (int ow = 0; ow < g->OW; ow++) {
+            int i0, i1, j0, j1, best_at = -1;
+            float best = -INFINITY;
+            pool_window(g, oh, ow, &i0, &i1, &j0, &j1);
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1; j++) {
+                    float v = x[i * g->W + j];
+                    if (v > best || isnan(v)) {
+                        best = v;
+                        best_at = i * g->W + j;
+                    }
+                }
+            y[oh * g->OW + ow] = best;
+            arg[oh * g->OW + ow] = (float)best_at;
+        }
+}
+
+static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, float *saved)
+{
+    pool_geom g = pool_geom_of(L);
+    long planes = (long)n * L->in_c;
+    size_t ip = (size_t)g.H * g.W, op = (size_t)g.OH * g.OW;
+#pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
+    for (long p = 0; p < planes; p++) maxpool_plane(&g, x + p * ip, y + p * op, saved + p * op);
+}
+
+static void maxpool_backward(const nr_layer *L, int n, const float *dy, float *dx, const float *saved)
+{
+    pool_geom g = pool_geom_of(L);
+    long planes = (long)n * L->in_c;
+    size_t ip = (size_t)g.H * g.W, op = (size_t)g.OH * g.OW;
+#pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
+    for (long p = 0; p < planes; p++) {
+        float *d = dx + p * ip;
+        memset(d, 0, ip * sizeof *d);
+        for (size_t o = 0; o < op; o++) {
+            int at = (int)saved[p * op + o];
+            if (at >= 0) d[at] += dy[p * op + o];
+        }
+    }
+}
+
+/* count_include_pad: the divisor counts padding but not the part of a
+ * window past the padded edge (PyTorch's rule; in floor mode it is k*k). */
+static float avgpool_divisor(const pool_geom *g, int oh, int ow)
+{
+    int hs = oh * g->s - g->pad, ws = ow * g->s - g->pad;
+    int he = imin(hs + g->k, g->H + g->pad), we = imin(ws + g->k, g->W + g->pad);
+    return (float)((he - hs) * (we - ws));
+}
+
+static void avgpool_plane(const pool_geom *g, const float *x, float *y)
+{
+    for (int oh = 0; oh < g->OH; oh++)
+        for (int ow = 0; ow < g->OW; ow++) {
+            int i0, i1, j0, j1;
+            pool_window(g, oh, ow, &i0, &i1, &j0, &j1);
+            float sum = 0.0f;
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1; j++) sum += x[i * g->W + j];
+            y[oh * g->OW + ow] = sum / avgpool_divisor(g, oh, ow);
+        }
+}
+
+static void avgpool_plane_backward(const pool_geom *g, const float *dy, float *dx)
+{
+    memset(dx, 0, (size_t)g->H * g->W * sizeof *dx);
+    for (int oh = 0; oh < g->OH; oh++)
+        for (int ow = 0; ow < g->OW; ow++) {
+            int i0, i1, j0, j1;
+            pool_window(g, oh, ow, &i0, &i1, &j0, &j1);
+            float share = dy[oh * g->OW + ow] / avgpool_divisor(g, oh, ow);
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1; j++) dx[i * g->W + j] += share;
+        }
+}
+
+/* Windows that tile the image without padding (stride = kernel, LeNet-5's
+ * 2x2 pools): straight row sweeps instead of clipped windows. */
+static int pool_is_tiled(const pool_geom *g) { return g->pad == 0 && g->s == g->k; }
+
+static void avgpool_plane_tiled(const pool_geom *g, const float *x, float *y)
+{
+    float inv = 1.0f / (float)(g->k * g->k);
+    for (int oh = 0; oh < g->OH; oh++) {
+        float *yrow = y + (size_t)oh * g->OW;
+        for (int ow = 0; ow < g->OW; ow++) yrow[ow] = 0.0f;
+        for (int ki = 0; ki < g->k; ki++) {
+            const float *xrow = x + (size_t)(oh * g->k + ki) * g->W;
+            for (int ow = 0; ow < g->OW; ow++)
+                for (int kj = 0; kj < g->k; kj++) yrow[ow] += xrow[ow * g->k + kj];
+        }
+        for (int ow = 0; ow < g->OW; ow++) yrow[ow] *= inv;
+    }
+}
+
+static void avgpool_plane_tiled_backward(const pool_geom *g, const float *dy, float *dx)
+{
+    float inv = 1.0f / (float)(g->k * g->k);
+    /* floor mode leaves the bottom rows and right columns out of every window */
+    memset(dx, 0, (size_t)g->H * g->W * sizeof *dx);
+    for (int oh = 0; oh < g->OH; oh++)
+        for (int ki = 0; ki < g->k; ki++) {
+            float *dxrow = dx + (size_t)(oh * g->k + ki) * g->W;
+            const float *dyrow = dy + (size_t)oh * g->OW;
+            for (int ow = 0; ow < g->OW; ow++)
+                for (int kj = 0; kj < g->k; kj++) dxrow[ow * g->k + kj] = dyrow[ow] * inv;
+        }
+}
+
+static void avgpool_forward(const nr_layer *L, int n, const float *x, float *y)
+{
+    pool_geom g = pool_geom_of(L);
+    long planes = (long)n * L->in_c;
+    size_t ip = (size_t)g.H * g.W, op = (size_t)g.OH * g.OW;
+#pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
+    for (long p = 0; p < planes; p++)
+        if (pool_is_tiled(&g))
+            avgpool_plane_tiled(&g, x + p * ip, y + p * op);
+        else
+            avgpool_plane(&g, x + p * ip, y + p * op);
+}
+
+static void avgpool_backward(const nr_layer *L, int n, const float *dy, float *dx)
+{
+    pool_geom g = pool_geom_of(L);
+    long planes = (long)n * L->in_c;
+    size_t ip = (size_t)g.H * g.W, op = (size_t)g.OH * g.OW;
+#pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
+    for (long p = 0; p < planes; p++)
+        if (pool_is_tiled(&g))
+            avgpool_plane_tiled_backward(&g, dy + p * op, dx + p * ip);
+        else
+            avgpool_plane_backward(&g, dy + p * op, dx + p * ip);
+}
+
+/* ---- batchnorm ----------------------------------------------------------- */
+
+/* saved: mean [c], 1/sqrt(var + eps) [c], then 1 when batch statistics were
+ * used (training) or 0 (running statistics), which backward needs to know. */
+
+static void channel_stats(const float *x, int n, int c, int C, size_t hw, double *mean, double *var)
+{
+    double sum = 0.0;
+    for (int b = 0; b < n; b++) {
+        const float *p = x + ((size_t)b * C + c) * hw;
+        for (size_t i = 0; i < hw; i++) sum += p[i];
+    }
+    double m = sum / ((double)n * hw), sq = 0.0;
+    for (int b = 0; b < n; b++) {
+        const float *p = x + ((size_t)b * C + c) * hw;
+        for (size_t i = 0; i < hw; i++) sq += (p[i] - m) * (p[i] - m);
+    }
+    *mean = m;
+    *var = sq / ((double)n * hw);
+}
+
+static void batchnorm_forward(const nr_layer *L, int n, const float *x, float *y, const float *params,
+                              float *buffers, float *saved, int flags)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w, count = (size_t)n * hw;
+    int training = (flags & NR_TRAINING) != 0, update = training && (flags & NR_UPDATE_STATS);
+    float *running_mean = buffers, *running_var = buffers + C;
+    const float *gamma = L->affine ? params : NULL, *beta = L->affine ? params + C : NULL;
+    float m = L->momentum;
+#pragma omp parallel for num_threads(kernel_threads()) if (count * C >= PARALLEL_MIN)
+    for (int c = 0; c < C; c++) {
+        double mean, var;
+        if (training) {
+            channel_stats(x, n, c, C, hw, &mean, &var);
+            if (update) {
+                /* The running variance takes the unbiased estimate (a single
+                 * value per channel has none: PyTorch refuses that case). */
+                double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
+                running_mean[c] = (float)((1.0 - m) * running_mean[c] + m * mean);
+                running_var[c] = (float)((1.0 - m) * running_var[c] + m * unbiased);
+            }
+        } else {
+            mean = running_mean[c];
+            var = running_var[c];
+        }
+        float invstd = (float)(1.0 / sqrt(var + L->eps));
+        float scale = gamma ? gamma[c] * invstd : invstd;
+        float shift = (beta ? beta[c] : 0.0f) - (float)mean * scale;
+        saved[c] = (float)mean;
+        saved[C + c] = invstd;
+        for (int b = 0; b < n; b++) {
+            const float *src = x + ((size_t)b * C + c) * hw;
+            float *dst = y + ((size_t)b * C + c) * hw;
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) dst[i] = src[i] * scale + shift;
+        }
+    }
+    saved[2 * C] = (float)training;
+}
+
+static void batchnorm_backward(const nr_layer *L, int n, const float *x, const float *dy, float *dx,
+                               const float *params, float *dparams, const float *saved)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w, count = (size_t)n * hw;
+    int training = saved[2 * C] != 0.0f;
+#pragma omp parallel for num_threads(kernel_threads()) if (count * C >= PARALLEL_MIN)
+    for (int c = 0; c < C; c++) {
+        float mean = saved[c], invstd = saved[C + c];
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int b = 0; b < n; b++) {
+            const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                sum_dy += ds[i];
+                sum_dy_xhat += ds[i] * ((xs[i] - mean) * invstd);
+            }
+        }
+        if (L->affine) {
+            dparams[c] = (float)sum_dy_xhat;
+            dparams[C + c] = (float)sum_dy;
+        }
+        if (!dx) continue;
+        float k = (L->affine ? params[c] : 1.0f) * invstd;
+        /* Training: the batch mean and variance depend on x too. */
+        float mean_dy = training ? (float)(sum_dy / count) : 0.0f;
+        float mean_dy_xhat = training ? (float)(sum_dy_xhat / count) : 0.0f;
+        for (int b = 0; b < n; b++) {
+            const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
+            float *d = dx + ((size_t)b * C + c) * hw;
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) {
+                float xhat = (xs[i] - mean) * invstd;
+                d[i] = k * (ds[i] - mean_dy - xhat * mean_dy_xhat);
+            }
+        }
+    }
+}
+
+/* ---- dropout ------------------------------------------------------------ */
+
+/* saved: the per-element factor (0 or 1/(1-p)) [n * per-sample], then 1 when
+ * a mask was applied. */
+static void dropout_forward(const nr_layer *L, int n, const float *x, float *y, float *saved, int flags,
+                            nr_stream stream)
+{
+    size_t per = in_size(L), total = (size_t)n * per;
+    int active = (flags & NR_TRAINING) && L->p > 0.0f;
+    saved[total] = (float)active;
+    if (!active) {
+        memcpy(y, x, total * sizeof *y);
+        return;
+    }
+    float keep = L->p >= 1.0f ? 0.0f : 1.0f / (1.0f - L->p);
+#pragma omp parallel for num_threads(kernel_threads()) if (total >= PARALLEL_MIN / 8)
+    for (int i = 0; i < n; i++)
+        for (size_t e = 0; e < per; e++) {
+            size_t at = (size_t)i * per + e;
+            float factor = nr_uniform(stream, (uint64_t)i * per + e) < L->p ? 0.0f : keep;
+            saved[at] = factor;
+            y[at] = x[at] * factor;
+        }
+}
+
+static void dropout_backward(const nr_layer *L, int n, const float *dy, float *dx, const float *saved)
+{
+    size_t total = (size_t)n * in_size(L);
+    if (saved[total] == 0.0f) {
+        memcpy(dx, dy, total * sizeof *dx);
+        return;
+    }
+#pragma omp parallel for simd num_threads(kernel_threads()) if (total >= PARALLEL_MIN)
+    for (size_t i = 0; i < total; i++) dx[i] = dy[i] * saved[i];
+}
+
+/* ---- activations ---------------------------------------------------------- */
+
+/* The fast tanh below selects with integer masks on the bit patterns, not
+ * with float comparisons: under the default -ftrapping-math GCC will not
+ * if-convert a float compare (nor speculate the float arithmetic it
+ * guards), and the loop would stay scalar. */
+typedef union {
+    float f;
+    int32_t i;
+} float_bits;
+
+static inline int32_t bits_of(float f)
+{
+    float_bits b;
+    b.f = f;
+    return b.i;
+}
+
+static inline float float_of(int32_t i)
+{
+    float_bits b;
+    b.i = i;
+    return b.f;
+}
+
+/* All ones when a < b, else 0. */
+static inline int32_t mask_less(int32_t a, int32_t b) { return -(int32_t)(a < b); }
+
+static inline float blend(int32_t mask, float yes, float no)
+{
+    return float_of((bits_of(yes) & mask) | (bits_of(no) & ~mask));
+}
+
+/* All ones when v > 0 (for a NaN: when its sign bit is clear). */
+static inline int32_t positive_mask(float v) { return mask_less(0, bits_of(v)); }
+
+/* e^z for z in [0, 18] (callers clamp): z = k ln2 + r, |r| <= ln2/2, and a
+ * degree-7 Taylor polynomial in r (error below 1e-8 relative). */
+static inline float exp_small_range(float z)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float k = (z * 1.44269504088896341f + magic) - magic;
+    float r = (z - k * 0.693145751953125f) - k * 1.42860682030941723e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return p * float_of(((int32_t)k + 127) << 23);
+}
+
+/* tanh within a few ulp, vectorizable: tanh a = E / (E + 2) with
+ * E = e^(2a) - 1, taken from a Taylor series for small a (no cancellation)
+ * and from e^(2a) above. glibc's tanhf is a scalar call and tanh is the
+ * activation of LeNet-5's wide early layers: it would cost as much as the
+ * GEMMs. */
+static inline float tanh_fast(float x)
+{
+    int32_t xi = bits_of(x), ai = xi & INT32_MAX, nine = bits_of(9.0f);
+    /* |x| clamped to 9 (tanh 9 rounds to 1) by comparing bit patterns,
+     * which order like the non-negative floats they encode */
+    float z = 2.0f * float_of(ai < nine ? ai : nine);
+    float t = 1.0f / 479001600.0f; /* 1/12! */
+    t = t * z + 1.0f / 39916800.0f;
+    t = t * z + 1.0f / 3628800.0f;
+    t = t * z + 1.0f / 362880.0f;
+    t = t * z + 1.0f / 40320.0f;
+    t = t * z + 1.0f / 5040.0f;
+    t = t * z + 1.0f / 720.0f;
+    t = t * z + 1.0f / 120.0f;
+    t = t * z + 1.0f / 24.0f;
+    t = t * z + 1.0f / 6.0f;
+    t = t * z + 0.5f;
+    t = t * z + 1.0f;
+    float em1 = blend(mask_less(bits_of(z), bits_of(1.25f)), t * z, exp_small_range(z) - 1.0f);
+    float r = em1 / (em1 + 2.0f);
+    r = float_of(bits_of(r) | (xi & INT32_MIN)); /* the sign of x */
+    return blend(mask_less(0x7f800000, ai), x, r); /* NaN stays NaN */
+}
+
+
+SIMD_CLONES static void tanh_span(const float *x, float *y, size_t count)
+{
+#pragma omp simd
+    for (size_t i = 0; i < count; i++) y[i] = tanh_fast(x[i]);
+}
+
+static void tanh_forward(size_t total, const float *x, float *y)
+{
+    if (total < PARALLEL_MIN) {
+        tanh_span(x, y, total);
+        return;
+    }
+#pragma omp parallel num_threads(kernel_threads())
+    {
+        size_t t = (size_t)thread_id(), nt = (size_t)thread_count();
+        size_t lo = total * t / nt, hi = total * (t + 1) / nt;
+        tanh_span(x + lo, y + lo, hi - lo);
+    }
+}
+
+static void elementwise_forward(const nr_layer *L, size_t total, const float *x, float *y)
+{
+    float slope = L->slope;
+    int threads = kernel_threads();
+    switch (L->kind) {
+    case NR_TANH: tanh_forward(total, x, y); break;
+    case NR_RELU:
+#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case NR_LEAKY_RELU:
+#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) y[i] = blend(positive_mask(x[i]), x[i], x[i] * slope);
+        break;
+    case NR_SIGMOID:
+#pragma omp parallel for num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    default: break;
+    }
+}
+
+static void elementwise_backward(const nr_layer *L, size_t total, const float *x, const float *y, const float *dy,
+                                 float *dx)
+{
+    float slope = L->slope;
+    int threads = kernel_threads();
+    switch (L->kind) {
+    case NR_TANH:
+#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case NR_RELU:
+#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) dx[i] = blend(positive_mask(y[i]), dy[i], 0.0f);
+        break;
+    case NR_LEAKY_RELU:
+#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) dx[i] = blend(positive_mask(x[i]), dy[i], dy[i] * slope);
+        break;
+    case NR_SIGMOID:
+#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    default: break;
+    }
+}
+
+/* Softmax and log_softmax over the channel dimension (PyTorch's dim=1),
+ * at every spatial position; for a flat [n, c] tensor over the features. */
+static void softmax_forward(const nr_layer *L, int n, const float *x, float *y, int log_form)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+#pragma omp parallel for num_threads(kernel_threads()) if ((size_t)n * C * hw >= PARALLEL_MIN)
+    for (int b = 0; b < n; b++)
+        for (size_t q = 0; q < hw; q++) {
+            const float *xs = x + (size_t)b * C * hw + q;
+            float *ys = y + (size_t)b * C * hw + q;
+            float max = xs[0];
+            for (int c = 1; c < C; c++)
+                if (xs[c * hw] > max) max = xs[c * hw];
+            float sum = 0.0f;
+            for (int c = 0; c < C; c++) sum += expf(xs[c * hw] - max);
+            if (log_form) {
+                float lse = logf(sum);
+                for (int c = 0; c < C; c++) ys[c * hw] = xs[c * hw] - max - lse;
+            } else {
+                for (int c = 0; c < C; c++) ys[c * hw] = expf(xs[c * hw] - max) / sum;
+            }
+        }
+}
+
+static void softmax_backward(const nr_layer *L, int n, const float *y, const float *dy, float *dx, int log_form)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+#pragma omp parallel for num_threads(kernel_threads()) if ((size_t)n * C * hw >= PARALLEL_MIN)
+    for (int b = 0; b < n; b++)
+        for (size_t q = 0; q < hw; q++) {
+            size_t base = (size_t)b * C * hw + q;
+            float dot = 0.0f;
+            for (int c = 0; c < C; c++) dot += log_form ? dy[base + c * hw] : dy[base + c * hw] * y[base + c * hw];
+            for (int c = 0; c < C; c++) {
+                size_t at = base + c * hw;
+                dx[at] = log_form ? dy[at] - expf(y[at]) * dot : y[at] * (dy[at] - dot);
+            }
+        }
+}
+
+/* ---- the interface ---------------------------------------------------------- */
+
+size_t nr_layer_param_count(const nr_layer *L)
+{
+    switch (L->kind) {
+    case NR_CONV:
+        return (size_t)L->out_c * L->in_c * L->kernel * L->kernel + (L->bias ? (size_t)L->out_c : 0);
+    case NR_DENSE: return out_size(L) * in_size(L) + (L->bias ? out_size(L) : 0);
+    case NR_BATCHNORM: return L->affine ? 2 * (size_t)L->in_c : 0;
+    default: return 0;
+    }
+}
+
+size_t nr_layer_buffer_count(const nr_layer *L)
+{
+    return L->kind == NR_BATCHNORM ? 2 * (size_t)L->in_c : 0;
+}
+
+size_t nr_layer_saved_count(const nr_layer *L, int n)
+{
+    switch (L->kind) {
+    case NR_CONV: {
+        conv_geom g = conv_geom_of(L);
+        return conv_keeps_cols(&g) ? (size_t)n * g.K * g.P : 0;
+    }
+    case NR_MAXPOOL: return (size_t)n * out_size(L);
+    case NR_BATCHNORM: return 2 * (size_t)L->in_c + 1;
+    case NR_DROPOUT: return (size_t)n * in_size(L) + 1;
+    default: return 0;
+    }
+}
+
+size_t nr_layer_scratch_count(const nr_layer *L, int n)
+{
+    if (L->kind != NR_CONV) return 0;
+    conv_geom g = conv_geom_of(L);
+    int slots = scratch_slots();
+    return (size_t)slots * conv_slot_floats(&g, conv_chunk_images(&g, n, kernel_threads()));
+}
+
+static void fill_uniform(float *v, size_t count, float bound, nr_stream s)
+{
+    for (size_t j = 0; j < count; j++) v[j] = -bound + 2.0f * bound * nr_uniform(s, j);
+}
+
+static void fill_normal(float *v, size_t count, float std, nr_stream s)
+{
+    for (size_t j = 0; j < count; j++) v[j] = std * nr_normal(s, j);
+}
+
+static void init_weights(const nr_layer *L, float *params, uint64_t seed, uint32_t layer_index)
+{
+    int conv = L->kind == NR_CONV;
+    size_t kk = conv ? (size_t)L->kernel * L->kernel : 1;
+    size_t fan_in = (conv ? (size_t)L->in_c : in_size(L)) * kk;
+    size_t fan_out = (conv ? (size_t)L->out_c : out_size(L)) * kk;
+    size_t nweights = nr_layer_param_count(L) - (L->bias ? (conv ? (size_t)L->out_c : out_size(L)) : 0);
+    nr_stream ws = nr_stream_make(seed, NR_RNG_INIT, layer_index, 0);
+    float default_bound = fan_in ? (float)(1.0 / sqrt((double)fan_in)) : 0.0f;
+    switch (L->init) {
+    case NR_INIT_XAVIER_UNIFORM: fill_uniform(params, nweights, (float)sqrt(6.0 / (fan_in + fan_out)), ws); break;
+    case NR_INIT_XAVIER_NORMAL: fill_normal(params, nweights, (float)sqrt(2.0 / (fan_in + fan_out)), ws); break;
+    case NR_INIT_KAIMING_UNIFORM: fill_uniform(params, nweights, (float)sqrt(6.0 / fan_in), ws); break;
+    case NR_INIT_KAIMING_NORMAL: fill_normal(params, nweights, (float)sqrt(2.0 / fan_in), ws); break;
+    default: fill_uniform(params, nweights, default_bound, ws); break;
+    }
+    /* Whatever the weight init, the bias keeps PyTorch's default. */
+    if (L->bias)
+        fill_uniform(params + nweights, nr_layer_param_count(L) - nweights, default_bound,
+                     nr_stream_make(seed, NR_RNG_INIT, layer_index, 1));
+}
+
+void nr_layer_init(const nr_layer *L, float *params, float *buffers, uint64_t seed, uint32_t layer_index)
+{
+    if (L->kind == NR_CONV || L->kind == NR_DENSE) {
+        init_weights(L, params, seed, layer_index);
+    } else if (L->kind == NR_BATCHNORM) {
+        int C = L->in_c;
+        for (int c = 0; c < C; c++) {
+            if (L->affine) {
+                params[c] = 1.0f;
+                params[C + c] = 0.0f;
+            }
+            buffers[c] = 0.0f;
+            buffers[C + c] = 1.0f;
+        }
+    }
+}
+
+void nr_cpu_forward(const nr_layer *L, int n, const float *x, float *y, const float *params, float *buffers,
+                    float *saved, float *scratch, int flags, nr_stream dropout)
+{
+    if (n <= 0) return;
+    size_t total = (size_t)n * in_size(L);
+    switch (L->kind) {
+    case NR_CONV: conv_forward(L, n, x, y, params, saved, scratch); break;
+    case NR_DENSE: dense_forward(L, n, x, y, params); break;
+    case NR_MAXPOOL: maxpool_forward(L, n, x, y, saved); break;
+    case NR_AVGPOOL: avgpool_forward(L, n, x, y); break;
+    case NR_BATCHNORM: batchnorm_forward(L, n, x, y, params, buffers, saved, flags); break;
+    case NR_DROPOUT: dropout_forward(L, n, x, y, saved, flags, dropout); break;
+    case NR_FLATTEN: memmove(y, x, total * sizeof *y); break;
+    case NR_SOFTMAX: softmax_forward(L, n, x, y, 0); break;
+    case NR_LOG_SOFTMAX: softmax_forward(L, n, x, y, 1); break;
+    case NR_TANH:
+    case NR_RELU:
+    case NR_LEAKY_RELU:
+    case NR_SIGMOID: elementwise_forward(L, total, x, y); break;
+    case NR_KIND_COUNT: break;
+    }
+}
+
+void nr_cpu_backward(const nr_layer *L, int n, const float *x, const float *y, const float *dy, float *dx,
+                     const float *params, float *dparams, const float *saved, float *scratch)
+{
+    if (n <= 0) return;
+    size_t total = (size_t)n * in_size(L);
+    switch (L->kind) {
+    case NR_CONV: conv_backward(L, n, x, dy, dx, params, dparams, saved, scratch); return;
+    case NR_DENSE: dense_backward(L, n, x, dy, dx, params, dparams); return;
+    case NR_BATCHNORM: batchnorm_backward(L, n, x, dy, dx, params, dparams, saved); return;
+    default: break;
+    }
+    if (!dx) return; /* the remaining kinds have no parameters */
+    switch (L->kind) {
+    case NR_MAXPOOL: maxpool_backward(L, n, dy, dx, saved); break;
+    case NR_AVGPOOL: avgpool_backward(L, n, dy, dx); break;
+    case NR_DROPOUT: dropout_backward(L, n, dy, dx, saved); break;
+    case NR_FLATTEN: memmove(dx, dy, total * sizeof *dx); break;
+    case NR_SOFTMAX: softmax_backward(L, n, y, dy, dx, 0); break;
+    case NR_LOG_SOFTMAX: softmax_backward(L, n, y, dy, dx, 1); break;
+    case NR_TANH:
+    case NR_RELU:
+    case NR_LEAKY_RELU:
+    case NR_SIGMOID: elementwise_backward(L, total, x, y, dy, dx); break;
+    default: break;
+    }
+}

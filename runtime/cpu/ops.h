@@ -1,0 +1,55 @@
+/* The CPU backend: forward and backward of every layer kind and every loss.
+ * It is also the numerical reference the CUDA kernels are tested against.
+ *
+ * Conventions
+ * - Tensors are float32, batch-major NCHW ([n, c, h, w]; flat = [n, c]).
+ * - Parameters of one layer are contiguous, weight first, then bias:
+ *     conv:      weight [out_c, in_c, k, k], bias [out_c] (when bias)
+ *     dense:     weight [out_c, in_c],       bias [out_c] (when bias)
+ *     batchnorm: gamma [c], beta [c]                      (when affine)
+ *   Buffers (not trained): batchnorm running_mean [c], running_var [c].
+ * - Backward overwrites dparams (gradients are not accumulated across calls)
+ *   and writes dx unless dx is NULL (the first layer needs no input
+ *   gradient). It may read what forward left in `saved`.
+ * - `scratch` is temporary memory of nr_layer_scratch_count floats, free to
+ *   be reused by the next layer. */
+#ifndef NR_CPU_OPS_H
+#define NR_CPU_OPS_H
+#include "../netrt.h"
+#include "../rng.h"
+#include <stddef.h>
+
+enum {
+    NR_TRAINING = 1,      /* batch statistics for BatchNorm, dropout active */
+    NR_UPDATE_STATS = 2,  /* update BatchNorm running statistics (off on SAM's second pass) */
+};
+
+size_t nr_layer_param_count(const nr_layer *L);
+size_t nr_layer_buffer_count(const nr_layer *L);
+/* Floats forward keeps for backward for a batch of n (masks, argmax, batch statistics). */
+size_t nr_layer_saved_count(const nr_layer *L, int n);
+/* Temporary floats forward or backward needs for a batch of n (im2col columns...). */
+size_t nr_layer_scratch_count(const nr_layer *L, int n);
+
+/* PyTorch's initialization (or the layer's init option) of params, and the
+ * initial buffers (running_mean 0, running_var 1). Draws from
+ * nr_stream_make(seed, NR_RNG_INIT, layer_index, 0). */
+void nr_layer_init(const nr_layer *L, float *params, float *buffers, uint64_t seed, uint32_t layer_index);
+
+/* y = layer(x) for a batch of n. `dropout` is the stream whose draw
+ * (sample * per-sample elements + element) decides dropout's mask. */
+void nr_cpu_forward(const nr_layer *L, int n, const float *x, float *y, const float *params,
+                    float *buffers, float *saved, float *scratch, int flags, nr_stream dropout);
+void nr_cpu_backward(const nr_layer *L, int n, const float *x, const float *y, const float *dy,
+                     float *dx, const float *params, float *dparams, const float *saved,
+                     float *scratch);
+
+/* Mean loss over the batch of `logits` ([n, classes], the last layer's
+ * output) against labels; when dlogits is not NULL it receives d(loss)/d(logits).
+ * *correct (when not NULL) receives how many argmax(logits) == label. */
+double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const float *logits,
+                                const int *labels, float *dlogits, int *correct);
+
+/* Threads used by the CPU kernels and BLAS; 0 means every core. */
+void nr_cpu_set_threads(int threads);
+#endif

@@ -1,0 +1,165 @@
+/* nr_main: the command line of every generated program. */
+#include "netrt.h"
+#include "train.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(const nr_program *p, const char *prog, FILE *out)
+{
+    fprintf(out,
+            "usage: %s train [OPTIONS]\n"
+            "       %s test --weights FILE [OPTIONS]\n"
+            "\n"
+            "Trains and tests model '%s' (compiled by netc %s from %s).\n"
+            "\n"
+            "commands:\n"
+            "  train              train, validate each epoch, checkpoint, then test\n"
+            "  test               test saved weights: clean accuracy and the noise tests\n"
+            "\n"
+            "options:\n"
+            "  --data DIR         where the dataset is (else $NETC_DATA, ./data, /usr/share/datasets)\n"
+            "  --epochs N         epochs to train (model: %d)\n"
+            "  --batch N          images per step (model: %d)\n"
+            "  --lr X             learning rate (model: %g)\n"
+            "  --seed N           seed of init, split, shuffling, dropout, augmentation (model: %u)\n"
+            "  --threads N        CPU threads, 0 for every core (model: %d)\n"
+            "  --device D         auto, cpu or cuda (default auto)\n"
+            "  --out DIR          run directory (default runs/<model>-<date>-<time>)\n"
+            "  --resume           continue the run in --out DIR (default: the newest run of this model)\n"
+            "  --weights FILE     weights to test (a run's model.safetensors or last.safetensors)\n"
+            "  --train-limit N    use only the first N training (and validation) images\n"
+            "  --test-limit N     use only the first N test images\n"
+            "  --quiet            print only errors and the final table\n"
+            "  -h, --help         show this help\n"
+            "\n"
+            "A run directory holds metrics.csv (one row per epoch), summary.json,\n"
+            "last.safetensors (checkpoint after each epoch, with the optimizer state)\n"
+            "and model.safetensors (the final weights). Exit status: 0 success, 1 error,\n"
+            "2 command-line mistake, 3 the loss became NaN or infinite. See netc(1).\n",
+            prog, prog, p->model, p->netc_version, p->source, p->train.epochs, p->train.batch, p->train.optim.lr,
+            (unsigned)p->train.seed, p->train.threads);
+}
+
+static int bad_usage(const char *prog, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+    return 2;
+}
+
+static int parse_long(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+typedef struct cli {
+    const char *command;
+    const char *device;
+    nr_run_opts o;
+} cli;
+
+/* An option that takes a value: returns the value or NULL (after an error). */
+static const char *value_of(int argc, char **argv, int *i)
+{
+    return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+static int parse_number_option(const char *prog, const char *opt, const char *v, long long lo, long long hi,
+                               long long *out)
+{
+    if (!v) return bad_usage(prog, "%s needs a value", opt);
+    if (parse_long(v, lo, hi, out)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s needs a whole number from %lld to %lld, got '%%s'", opt, lo, hi);
+        return bad_usage(prog, msg, v);
+    }
+    return 0;
+}
+
+static int parse_cli(int argc, char **argv, cli *c)
+{
+    const char *prog = argv[0];
+    memset(c, 0, sizeof *c);
+    c->o.seed = -1;
+    c->o.threads = -1;
+    c->device = "auto";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long long v = 0;
+        int rc = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
+        else if (!strcmp(a, "--data")) { if (!(c->o.data_dir = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs a directory", a); }
+        else if (!strcmp(a, "--out")) { if (!(c->o.out_dir = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs a directory", a); }
+        else if (!strcmp(a, "--weights")) { if (!(c->o.weights = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs a file", a); }
+        else if (!strcmp(a, "--device")) { if (!(c->device = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs auto, cpu or cuda", a); }
+        else if (!strcmp(a, "--resume")) c->o.resume = 1;
+        else if (!strcmp(a, "--quiet")) c->o.quiet = 1;
+        else if (!strcmp(a, "--epochs")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 1, 1000000, &v))) c->o.epochs = (int)v; }
+        else if (!strcmp(a, "--batch")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 1, 1 << 20, &v))) c->o.batch = (int)v; }
+        else if (!strcmp(a, "--seed")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 0, 4294967295LL, &v))) c->o.seed = v; }
+        else if (!strcmp(a, "--threads")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 0, 4096, &v))) c->o.threads = (int)v; }
+        else if (!strcmp(a, "--train-limit")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 1, INT_MAX, &v))) c->o.train_limit = (int)v; }
+        else if (!strcmp(a, "--test-limit")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 1, INT_MAX, &v))) c->o.test_limit = (int)v; }
+        else if (!strcmp(a, "--lr")) {
+            const char *s = value_of(argc, argv, &i);
+            char *end;
+            if (!s) return bad_usage(prog, "%s needs a value", a);
+            errno = 0;
+            c->o.lr = strtod(s, &end);
+            if (errno || end == s || *end || !(c->o.lr > 0) || c->o.lr > 1e6)
+                return bad_usage(prog, "--lr needs a positive number, got '%s'", s);
+        } else if (a[0] == '-') return bad_usage(prog, "unknown option '%s'", a);
+        else if (!c->command) c->command = a;
+        else return bad_usage(prog, "one command only, got a second: '%s'", a);
+        if (rc) return rc;
+    }
+    if (!c->command) return bad_usage(prog, "%s", "no command: use 'train' or 'test'");
+    if (strcmp(c->command, "train") && strcmp(c->command, "test"))
+        return bad_usage(prog, "unknown command '%s': use 'train' or 'test'", c->command);
+    if (!strcmp(c->command, "test") && !c->o.weights)
+        return bad_usage(prog, "%s", "test needs --weights FILE (e.g. runs/<run>/model.safetensors)");
+    if (strcmp(c->device, "auto") && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
+        return bad_usage(prog, "--device must be auto, cpu or cuda, not '%s'", c->device);
+    return 0;
+}
+
+int nr_main(const nr_program *p, int argc, char **argv)
+{
+    const char *prog = argc > 0 ? argv[0] : "program";
+    if (p->abi != NR_ABI_VERSION) {
+        fprintf(stderr, "%s: compiled for runtime interface %d, but libnetrt speaks %d: run netc again\n", prog,
+                p->abi, NR_ABI_VERSION);
+        return 1;
+    }
+    cli c;
+    int rc = parse_cli(argc, argv, &c);
+    if (rc < 0) {
+        usage(p, prog, stdout);
+        return 0;
+    }
+    if (rc) return rc;
+    if (!strcmp(c.device, "cuda")) {
+        fprintf(stderr, "%s: --device cuda: this netc has no CUDA backend yet; use --device cpu (or auto)\n", prog);
+        return 1;
+    }
+    c.o.progress = !c.o.quiet && isatty(STDOUT_FILENO);
+    nr_error err;
+    err.msg[0] = '\0';
+    rc = !strcmp(c.command, "train") ? nr_train_run(p, &c.o, &err) : nr_test_run(p, &c.o, &err);
+    if (rc) {
+        fflush(stdout);
+        fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "failed");
+        return rc == NR_EXIT_NONFINITE ? NR_EXIT_NONFINITE : 1;
+    }
+    return 0;
+}

@@ -1,0 +1,811 @@
+/* The training driver, in the order a run happens: settings, data, model,
+ * run directory, (resume,) epochs of train + evaluate + checkpoint, then the
+ * test set and the noise tests, then summary.json. */
+#include "train.h"
+#include "checkpoint.h"
+#include "cpu/ops.h"
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "preprocess.h"
+#include "report.h"
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define CHECKPOINT_FORMAT "netc-checkpoint-1"
+
+typedef struct run {
+    const nr_program *p;
+    nr_run_opts o;
+    nr_train t;                   /* the model's settings with the command line's overrides */
+    int epochs, batch;
+    double lr;
+    uint64_t seed;
+    nr_dataset train_set, test_set;
+    uint32_t *train_idx, *val_idx;
+    int ntrain, nval, ntest;
+    nr_model m;
+    float *optim_state, *sam_e, *dlogits;
+    size_t nstate;
+    int32_t *labels;
+    float *pre_scratch;           /* per thread */
+    size_t pre_scratch_each;
+    int nthreads;
+    int epoch_done;               /* completed epochs */
+    long step;                    /* optimizer steps taken */
+    char dir[2048];
+    double *epoch_seconds;
+    double train_seconds;
+    long train_images;
+} run;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void path_in(const run *r, char *out, size_t n, const char *file)
+{
+    snprintf(out, n, "%s/%s", r->dir, file);
+}
+
+/* ---- settings --------------------------------------------------------- */
+
+static void apply_overrides(run *r)
+{
+    const nr_program *p = r->p;
+    r->t = p->train;
+    r->epochs = r->o.epochs > 0 ? r->o.epochs : p->train.epochs;
+    r->batch = r->o.batch > 0 ? r->o.batch : p->train.batch;
+    r->lr = r->o.lr > 0 ? r->o.lr : p->train.optim.lr;
+    r->seed = r->o.seed >= 0 ? (uint64_t)r->o.seed : p->train.seed;
+    r->t.optim.lr = (float)r->lr;
+    int threads = r->o.threads >= 0 ? r->o.threads : p->train.threads;
+    nr_cpu_set_threads(threads);
+#ifdef _OPENMP
+    r->nthreads = omp_get_max_threads();
+#else
+    r->nthreads = 1;
+#endif
+}
+
+/* ---- data ------------------------------------------------------------- */
+
+static uint32_t *iota(int n)
+{
+    uint32_t *v = nr_alloc((size_t)(n ? n : 1) * sizeof *v);
+    if (v)
+        for (int i = 0; i < n; i++) v[i] = (uint32_t)i;
+    return v;
+}
+
+/* Training and validation indices: a permutation drawn from the seed, its
+ * last `validation` entries held out (as torch.utils.data.random_split). */
+static int split_data(run *r, nr_error *err)
+{
+    int n = r->train_set.count, v = r->p->data.validation;
+    if (v >= n)
+        return nr_fail(err, "data.validation = %d, but the training set (%s) has only %d images", v,
+                       r->train_set.source, n);
+    r->train_idx = iota(n);
+    r->val_idx = nr_alloc((size_t)(v ? v : 1) * sizeof *r->val_idx);
+    if (!r->train_idx || !r->val_idx) return nr_fail(err, "out of memory");
+    if (v) {
+        nr_permutation(nr_stream_make(r->seed, NR_RNG_SPLIT, 0, 0), r->train_idx, (size_t)n);
+        memcpy(r->val_idx, r->train_idx + (n - v), (size_t)v * sizeof *r->val_idx);
+    }
+    r->ntrain = n - v;
+    r->nval = v;
+    if (r->o.train_limit > 0 && r->o.train_limit < r->ntrain) r->ntrain = r->o.train_limit;
+    if (r->o.train_limit > 0 && r->o.train_limit < r->nval) r->nval = r->o.train_limit;
+    r->ntest = r->test_set.count;
+    if (r->o.test_limit > 0 && r->o.test_limit < r->ntest) r->ntest = r->o.test_limit;
+    return 0;
+}
+
+static int load_data(run *r, int need_train, nr_error *err)
+{
+    double t0 = now_seconds();
+    if (nr_data_load(&r->p->data, r->o.data_dir, &r->train_set, &r->test_set, err)) return -1;
+    if (!r->o.quiet)
+        printf("data: %s (%d train, %d test images, loaded in %.1f s)\n", r->train_set.source, r->train_set.count,
+               r->test_set.count, now_seconds() - t0);
+    if (need_train) return split_data(r, err);
+    r->ntest = r->test_set.count;
+    if (r->o.test_limit > 0 && r->o.test_limit < r->ntest) r->ntest = r->o.test_limit;
+    return 0;
+}
+
+static size_t image_size(const run *r)
+{
+    return (size_t)r->p->data.channels * r->p->data.height * r->p->data.width;
+}
+
+static float *thread_scratch(run *r)
+{
+#ifdef _OPENMP
+    return r->pre_scratch + (size_t)omp_get_thread_num() * r->pre_scratch_each;
+#else
+    return r->pre_scratch;
+#endif
+}
+
+/* Sample s of an epoch: with `copies` > 0 the epoch holds the originals and
+ * `copies` augmented copies of each (fixed for the run); with 0 every image
+ * is augmented afresh each epoch. */
+static void prepare_train_batch(run *r, const uint32_t *order, long first, int n, int epoch)
+{
+    const nr_augment *a = &r->p->augment;
+    size_t sz = image_size(r);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; j++) {
+        uint32_t s = order[first + j];
+        uint32_t copy = s / (uint32_t)r->ntrain;
+        uint32_t img = r->train_idx[s % (uint32_t)r->ntrain];
+        int augment = a->nops > 0 && (a->copies == 0 || copy > 0);
+        nr_stream st = nr_stream_make(r->seed, NR_RNG_AUGMENT, a->copies ? 0x80000000u | copy : (uint32_t)epoch, img);
+        nr_preprocess(&r->p->data, augment ? a : NULL, r->train_set.pixels + (size_t)img * sz, r->m.act[0] + (size_t)j * sz,
+                      thread_scratch(r), st);
+        r->labels[j] = r->train_set.labels[img];
+    }
+}
+
+typedef struct eval_set {
+    const nr_dataset *ds;
+    const uint32_t *idx;          /* NULL: images 0..count-1 */
+    int count;
+    int noise_level;              /* -1: clean */
+} eval_set;
+
+static void prepare_eval_batch(run *r, const eval_set *e, int first, int n)
+{
+    size_t sz = image_size(r);
+    const nr_noise_test *nt = &r->p->noise;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; j++) {
+        uint32_t img = e->idx ? e->idx[first + j] : (uint32_t)(first + j);
+        const uint8_t *px = e->ds->pixels + (size_t)img * sz;
+        float *out = r->m.act[0] + (size_t)j * sz;
+        if (e->noise_level < 0) {
+            nr_preprocess(&r->p->data, NULL, px, out, thread_scratch(r), nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
+        } else {
+            uint32_t a = nt->same_noise ? 0 : (uint32_t)e->noise_level;
+            nr_stream st = nr_stream_make(nt->seed, NR_RNG_NOISE_TEST, a, nt->same_noise ? 0 : img + 1);
+            nr_preprocess_noisy(&r->p->data, nt, nt->std[e->noise_level], px, out, st);
+        }
+        r->labels[j] = e->ds->labels[img];
+    }
+}
+
+/* Mean loss and accuracy of the model (inference mode) over a set. */
+static void evaluate(run *r, const eval_set *e, double *loss, double *acc)
+{
+    double loss_sum = 0;
+    long correct = 0;
+    for (int first = 0; first < e->count; first += r->batch) {
+        int n = e->count - first < r->batch ? e->count - first : r->batch;
+        prepare_eval_batch(r, e, first, n);
+        const float *out = nr_model_forward(&r->m, n, 0, r->seed, 0);
+        int c = 0;
+        loss_sum += n * nr_loss_forward_backward(&r->t.loss, n, r->p->classes, out, r->labels, NULL, &c);
+        correct += c;
+    }
+    *loss = e->count ? loss_sum / e->count : NAN;
+    *acc = e->count ? (double)correct / e->count : NAN;
+}
+
+/* ---- checkpoints ------------------------------------------------------ */
+
+typedef struct tensor_list {
+    nr_tensor *t;
+    float **dst;                  /* where each tensor loads into */
+    int n;
+    char **names;
+} tensor_list;
+
+static void tensors_free(tensor_list *tl)
+{
+    for (int i = 0; i < tl->n; i++) free(tl->names[i]);
+    free(tl->names);
+    free(tl->t);
+    free(tl->dst);
+    memset(tl, 0, sizeof *tl);
+}
+
+static void tensor_add(tensor_list *tl, const char *layer, const char *what, float *data, int rank, const int64_t *shape)
+{
+    size_t len = strlen(layer) + strlen(what) + 2;
+    char *name = malloc(len);
+    if (name) snprintf(name, len, "%s%s%s", layer, *what ? "." : "", what);
+    tl->names[tl->n] = name;
+    tl->dst[tl->n] = data;
+    nr_tensor *t = &tl->t[tl->n++];
+    t->name = name ? name : "?";
+    t->data = data;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++) t->shape[i] = shape[i];
+}
+
+/* The model's tensors under PyTorch's state_dict names (layer.weight,
+ * layer.bias, layer.running_mean, layer.running_var), then the optimizer's. */
+static int model_tensors(run *r, tensor_list *tl, int with_optimizer)
+{
+    int cap = 4 * r->m.nlayers + 2;
+    tl->t = calloc((size_t)cap, sizeof *tl->t);
+    tl->dst = calloc((size_t)cap, sizeof *tl->dst);
+    tl->names = calloc((size_t)cap, sizeof *tl->names);
+    tl->n = 0;
+    if (!tl->t || !tl->dst || !tl->names) return -1;
+    for (int i = 0; i < r->m.nlayers; i++) {
+        const nr_layer *L = &r->m.layers[i];
+        float *w = r->m.params + r->m.param_off[i], *b = r->m.buffers + r->m.buffer_off[i];
+        int64_t c = L->out_c, k = L->kernel;
+        if (L->kind == NR_CONV) {
+            int64_t s[4] = { c, L->in_c, k, k };
+            tensor_add(tl, L->name, "weight", w, 4, s);
+            if (L->bias) tensor_add(tl, L->name, "bias", w + c * L->in_c * k * k, 1, &c);
+        } else if (L->kind == NR_DENSE) {
+            int64_t s[2] = { c, L->in_c };
+            tensor_add(tl, L->name, "weight", w, 2, s);
+            if (L->bias) tensor_add(tl, L->name, "bias", w + c * L->in_c, 1, &c);
+        } else if (L->kind == NR_BATCHNORM) {
+            if (L->affine) {
+                tensor_add(tl, L->name, "weight", w, 1, &c);
+                tensor_add(tl, L->name, "bias", w + c, 1, &c);
+            }
+            tensor_add(tl, L->name, "running_mean", b, 1, &c);
+            tensor_add(tl, L->name, "running_var", b + c, 1, &c);
+        }
+    }
+    if (with_optimizer && r->nstate) {
+        int64_t n = (int64_t)r->nstate;
+        tensor_add(tl, "optimizer", "state", r->optim_state, 1, &n);
+    }
+    for (int i = 0; i < tl->n; i++)
+        if (!tl->names[i]) return -1;
+    return 0;
+}
+
+static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_error *err)
+{
+    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[32], epochs[32];
+    path_in(r, path, sizeof path, file);
+    tensor_list tl;
+    if (model_tensors(r, &tl, with_optimizer)) {
+        tensors_free(&tl);
+        return nr_fail(err, "out of memory saving %s", path);
+    }
+    snprintf(epoch, sizeof epoch, "%d", r->epoch_done);
+    snprintf(step, sizeof step, "%ld", r->step);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
+    snprintf(batch, sizeof batch, "%d", r->batch);
+    snprintf(lr, sizeof lr, "%.9g", r->lr);
+    snprintf(epochs, sizeof epochs, "%d", r->epochs);
+    nr_meta meta[] = {
+        { "format", CHECKPOINT_FORMAT }, { "model", r->p->model }, { "epoch", epoch }, { "step", step },
+        { "seed", seed }, { "batch", batch }, { "lr", lr }, { "epochs", epochs },
+        { "netc_version", r->p->netc_version }, { "source", r->p->source },
+    };
+    int rc = nr_safetensors_write(path, tl.t, tl.n, meta, (int)(sizeof meta / sizeof meta[0]), err);
+    tensors_free(&tl);
+    return rc;
+}
+
+static int meta_long(const nr_st_file *f, const char *key, long long *out, nr_error *err)
+{
+    const char *v = nr_st_meta(f, key);
+    char *end;
+    if (!v) return nr_fail(err, "%s: not a netc checkpoint: no '%s' in its metadata", f->path, key);
+    errno = 0;
+    *out = strtoll(v, &end, 10);
+    if (errno || *end || end == v) return nr_fail(err, "%s: metadata '%s' is '%s', not a number", f->path, key, v);
+    return 0;
+}
+
+static void shape_text(char *buf, size_t n, int rank, const int64_t *s)
+{
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)s[i]);
+    if (len < n) snprintf(buf + len, n - len, "]");
+}
+
+/* Copies every tensor of the model (and the optimizer's when asked) from a
+ * checkpoint, checking names and shapes. */
+static int load_tensors(run *r, const nr_st_file *f, int with_optimizer, nr_error *err)
+{
+    tensor_list tl;
+    if (model_tensors(r, &tl, with_optimizer)) {
+        tensors_free(&tl);
+        return nr_fail(err, "out of memory loading %s", f->path);
+    }
+    int rc = 0;
+    for (int i = 0; i < tl.n && !rc; i++) {
+        const nr_tensor *want = &tl.t[i];
+        const nr_st_entry *e = nr_st_find(f, want->name);
+        if (!e) {
+            rc = nr_fail(err, "%s: no tensor '%s': the checkpoint is not of this model (%s)", f->path, want->name,
+                         r->p->model);
+            break;
+        }
+        int same = e->rank == want->rank;
+        for (int d = 0; same && d < e->rank; d++) same = e->shape[d] == want->shape[d];
+        if (!same) {
+            char a[128], b[128];
+            shape_text(a, sizeof a, e->rank, e->shape);
+            shape_text(b, sizeof b, want->rank, want->shape);
+            rc = nr_fail(err, "%s: tensor '%s' is %s, but this model's is %s", f->path, want->name, a, b);
+            break;
+        }
+        memcpy(tl.dst[i], e->data, e->count * sizeof(float));
+    }
+    tensors_free(&tl);
+    return rc;
+}
+
+static int resume_from(run *r, const char *path, nr_error *err)
+{
+    nr_st_file f;
+    if (nr_safetensors_read(path, &f, err)) return -1;
+    long long epoch, step, seed, batch, epochs;
+    const char *format = nr_st_meta(&f, "format");
+    int rc = 0;
+    if (!format || strcmp(format, CHECKPOINT_FORMAT))
+        rc = nr_fail(err, "%s: not a netc checkpoint (format '%s')", path, format ? format : "none");
+    if (!rc) rc = meta_long(&f, "epoch", &epoch, err);
+    if (!rc) rc = meta_long(&f, "step", &step, err);
+    if (!rc) rc = meta_long(&f, "seed", &seed, err);
+    if (!rc) rc = meta_long(&f, "batch", &batch, err);
+    if (!rc) rc = meta_long(&f, "epochs", &epochs, err);
+    const char *lr = nr_st_meta(&f, "lr");
+    if (!rc && !lr) rc = nr_fail(err, "%s: not a netc checkpoint: no 'lr' in its metadata", path);
+    /* A resumed run continues the saved one: the settings that shape the
+     * result must be the saved ones; only the number of epochs may grow. */
+    if (!rc && r->o.seed >= 0 && (uint64_t)seed != (uint64_t)r->o.seed)
+        rc = nr_fail(err, "%s was trained with --seed %lld; resuming with --seed %lld would not continue it", path,
+                     seed, r->o.seed);
+    if (!rc && r->o.batch > 0 && batch != r->o.batch)
+        rc = nr_fail(err, "%s was trained with --batch %lld; resume without --batch or with the same", path, batch);
+    if (!rc && r->o.lr > 0 && fabs(r->o.lr - atof(lr)) > 1e-12 * fabs(r->o.lr))
+        rc = nr_fail(err, "%s was trained with --lr %s; resume without --lr or with the same", path, lr);
+    if (!rc) {
+        r->seed = (uint64_t)seed;
+        r->batch = (int)batch;
+        r->lr = atof(lr);
+        r->t.optim.lr = (float)r->lr;
+        if (r->o.epochs <= 0) r->epochs = (int)epochs;
+        r->epoch_done = (int)epoch;
+        r->step = (long)step;
+    }
+    nr_st_free(&f);
+    return rc;
+}
+
+/* ---- the run directory ------------------------------------------------ */
+
+static int make_dirs(const char *path, nr_error *err)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(buf, 0777) && errno != EEXIST) return nr_fail_errno(err, "cannot create directory %s", buf);
+        *s = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) return nr_fail_errno(err, "cannot create directory %s", buf);
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int isalnum_ascii(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* runs/<model>-<YYYYmmdd-HHMMSS>, the model name made safe for a path. */
+static void default_run_dir(const run *r, char *out, size_t n)
+{
+    char name[256];
+    size_t k = 0;
+    for (const char *c = r->p->model; *c && k < sizeof name - 1; c++)
+        name[k++] = (isalnum_ascii(*c) || *c == '-' || *c == '_' || *c == '.') ? *c : '_';
+    name[k] = '\0';
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(out, n, "runs/%s-%s", name, stamp);
+    for (int i = 2; file_exists(out) && i < 1000; i++) snprintf(out, n, "runs/%s-%s-%d", name, stamp, i);
+}
+
+/* The newest runs/<model>-* holding a last.safetensors, for --resume without --out. */
+static int newest_run_dir(const run *r, char *out, size_t n)
+{
+    DIR *d = opendir("runs");
+    if (!d) return -1;
+    time_t best = 0;
+    size_t mlen = strlen(r->p->model);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, r->p->model, mlen) || e->d_name[mlen] != '-') continue;
+        char ck[2200];
+        struct stat st;
+        snprintf(ck, sizeof ck, "runs/%s/last.safetensors", e->d_name);
+        if (stat(ck, &st) == 0 && st.st_mtime >= best) {
+            best = st.st_mtime;
+            snprintf(out, n, "runs/%s", e->d_name);
+        }
+    }
+    closedir(d);
+    return best ? 0 : -1;
+}
+
+static int setup_run_dir(run *r, nr_error *err)
+{
+    char ck[2200];
+    if (r->o.out_dir) snprintf(r->dir, sizeof r->dir, "%s", r->o.out_dir);
+    else if (r->o.resume) {
+        if (newest_run_dir(r, r->dir, sizeof r->dir))
+            return nr_fail(err, "--resume: no run of %s with a checkpoint under runs/; name the run with --out DIR",
+                           r->p->model);
+    } else default_run_dir(r, r->dir, sizeof r->dir);
+    path_in(r, ck, sizeof ck, "last.safetensors");
+    if (r->o.resume && !file_exists(ck))
+        return nr_fail(err, "--resume: %s has no checkpoint (no %s)", r->dir, ck);
+    if (!r->o.resume && file_exists(ck))
+        return nr_fail(err, "%s already holds a run (%s); continue it with --resume, or choose another --out", r->dir,
+                       ck);
+    return make_dirs(r->dir, err);
+}
+
+/* ---- summary.json ----------------------------------------------------- */
+
+typedef struct summary {
+    run *r;
+    int tested;
+    double test_acc, test_loss, val_acc, val_loss;
+    const nr_noise_row *noise;
+    int nnoise;
+    const char *status;
+} summary;
+
+static const char *optimizer_name(const nr_optim *o)
+{
+    static const char *const names[] = { "sgd", "adam", "adamw", "rmsprop" };
+    return names[o->kind];
+}
+
+static void write_summary_json(FILE *f, void *arg)
+{
+    const summary *s = arg;
+    const run *r = s->r;
+    nr_json j;
+    nr_json_begin(&j, f);
+    nr_json_open(&j, '{');
+    nr_json_key(&j, "model"), nr_json_str(&j, r->p->model);
+    nr_json_key(&j, "source"), nr_json_str(&j, r->p->source);
+    nr_json_key(&j, "overrides"), nr_json_str(&j, r->p->overrides);
+    nr_json_key(&j, "netc_version"), nr_json_str(&j, r->p->netc_version);
+    nr_json_key(&j, "device"), nr_json_str(&j, "cpu");
+    nr_json_key(&j, "threads"), nr_json_int(&j, r->nthreads);
+    nr_json_key(&j, "status"), nr_json_str(&j, s->status);
+    nr_json_key(&j, "parameters"), nr_json_int(&j, (long long)r->m.nparams);
+    nr_json_key(&j, "dataset");
+    nr_json_open(&j, '{');
+    nr_json_key(&j, "name"), nr_json_str(&j, r->p->data.name);
+    nr_json_key(&j, "source"), nr_json_str(&j, r->train_set.source);
+    nr_json_key(&j, "train_images"), nr_json_int(&j, r->ntrain);
+    nr_json_key(&j, "validation_images"), nr_json_int(&j, r->nval);
+    nr_json_key(&j, "test_images"), nr_json_int(&j, r->ntest);
+    nr_json_close(&j, '{');
+    nr_json_key(&j, "hyperparameters");
+    nr_json_open(&j, '{');
+    nr_json_key(&j, "epochs"), nr_json_int(&j, r->epochs);
+    nr_json_key(&j, "batch"), nr_json_int(&j, r->batch);
+    nr_json_key(&j, "optimizer"), nr_json_str(&j, optimizer_name(&r->t.optim));
+    nr_json_key(&j, "sam"), nr_json_bool(&j, r->t.optim.sam);
+    nr_json_key(&j, "lr"), nr_json_num(&j, r->lr);
+    nr_json_key(&j, "seed"), nr_json_int(&j, (long long)r->seed);
+    nr_json_close(&j, '{');
+    nr_json_key(&j, "epochs_completed"), nr_json_int(&j, r->epoch_done);
+    /* Epochs trained by this process (a resumed run's earlier ones are in metrics.csv). */
+    nr_json_key(&j, "seconds_per_epoch");
+    nr_json_open(&j, '[');
+    for (int e = 0; e < r->epoch_done && r->epoch_seconds; e++)
+        if (r->epoch_seconds[e] > 0) nr_json_num(&j, r->epoch_seconds[e]);
+    nr_json_close(&j, '[');
+    nr_json_key(&j, "images_per_second"),
+        nr_json_num(&j, r->train_seconds > 0 ? r->train_images / r->train_seconds : NAN);
+    nr_json_key(&j, "validation_accuracy"), nr_json_num(&j, r->nval ? s->val_acc : NAN);
+    nr_json_key(&j, "test_accuracy"), nr_json_num(&j, s->tested ? s->test_acc : NAN);
+    nr_json_key(&j, "test_loss"), nr_json_num(&j, s->tested ? s->test_loss : NAN);
+    nr_json_key(&j, "noise_tests");
+    nr_json_open(&j, '[');
+    for (int i = 0; i < s->nnoise; i++) {
+        nr_json_open(&j, '{');
+        nr_json_key(&j, "std"), nr_json_num(&j, s->noise[i].std);
+        nr_json_key(&j, "accuracy"), nr_json_num(&j, s->noise[i].acc);
+        nr_json_key(&j, "loss"), nr_json_num(&j, s->noise[i].loss);
+        nr_json_close(&j, '{');
+    }
+    nr_json_close(&j, '[');
+    nr_json_close(&j, '{');
+}
+
+/* ---- setup and teardown ----------------------------------------------- */
+
+static int alloc_run(run *r, nr_error *err)
+{
+    if (nr_model_init(&r->m, r->p, r->batch, err)) return -1;
+    r->nstate = nr_optim_state_count(&r->t.optim, r->m.nparams);
+    r->optim_state = nr_zalloc((r->nstate ? r->nstate : 1) * sizeof(float));
+    r->sam_e = r->t.optim.sam ? nr_zalloc(r->m.nparams * sizeof(float)) : NULL;
+    r->dlogits = nr_zalloc((size_t)r->batch * r->p->classes * sizeof(float));
+    r->labels = nr_zalloc((size_t)r->batch * sizeof *r->labels);
+    r->pre_scratch_each = nr_preprocess_scratch(&r->p->data, &r->p->augment) + 16;
+    r->pre_scratch = nr_zalloc(r->pre_scratch_each * (size_t)r->nthreads * sizeof(float));
+    r->epoch_seconds = nr_zalloc(((size_t)r->epochs + 1) * sizeof(double));
+    if (!r->optim_state || (r->t.optim.sam && !r->sam_e) || !r->dlogits || !r->labels || !r->pre_scratch ||
+        !r->epoch_seconds)
+        return nr_fail(err, "out of memory for batches of %d", r->batch);
+    return 0;
+}
+
+static void free_run(run *r)
+{
+    nr_model_free(&r->m);
+    nr_dataset_free(&r->train_set);
+    nr_dataset_free(&r->test_set);
+    nr_free(r->train_idx);
+    nr_free(r->val_idx);
+    nr_free(r->optim_state);
+    nr_free(r->sam_e);
+    nr_free(r->dlogits);
+    nr_free(r->labels);
+    nr_free(r->pre_scratch);
+    nr_free(r->epoch_seconds);
+}
+
+/* ---- training --------------------------------------------------------- */
+
+/* One optimizer step on the batch in act[0]/labels. Returns the loss
+ * (NaN or infinite when training must stop) and counts correct answers. */
+static double train_step(run *r, int n, double lr, int *correct)
+{
+    nr_model *m = &r->m;
+    int classes = r->p->classes;
+    const float *out = nr_model_forward(m, n, NR_TRAINING | NR_UPDATE_STATS, r->seed, (uint32_t)(2 * r->step));
+    double loss = nr_loss_forward_backward(&r->t.loss, n, classes, out, r->labels, r->dlogits, correct);
+    if (!isfinite(loss)) return loss;
+    nr_model_backward(m, n, r->dlogits);
+    if (r->t.optim.sam) {
+        /* SAM: gradient again at the sharpest nearby point, BatchNorm's
+         * running statistics left as the first pass set them. */
+        nr_sam_perturb(&r->t.optim, m->params, m->grads, r->sam_e, m->nparams);
+        out = nr_model_forward(m, n, NR_TRAINING, r->seed, (uint32_t)(2 * r->step + 1));
+        double loss2 = nr_loss_forward_backward(&r->t.loss, n, classes, out, r->labels, r->dlogits, NULL);
+        if (!isfinite(loss2)) {
+            nr_sam_restore(m->params, r->sam_e, m->nparams);
+            return loss2;
+        }
+        nr_model_backward(m, n, r->dlogits);
+        nr_sam_restore(m->params, r->sam_e, m->nparams);
+    }
+    nr_optim_step(&r->t.optim, (float)lr, r->step + 1, m->params, m->grads, r->optim_state, m->nparams);
+    r->step++;
+    return loss;
+}
+
+static long epoch_samples(const run *r)
+{
+    return (long)r->ntrain * (1 + r->p->augment.copies);
+}
+
+/* One epoch; fills the row's train fields. Returns NR_EXIT_NONFINITE when
+ * the loss stopped being finite. */
+static int train_epoch(run *r, int epoch, uint32_t *order, nr_epoch_row *row, nr_error *err)
+{
+    long total = epoch_samples(r), iters = (total + r->batch - 1) / r->batch;
+    for (long i = 0; i < total; i++) order[i] = (uint32_t)i;
+    if (r->t.shuffle) nr_permutation(nr_stream_make(r->seed, NR_RNG_SHUFFLE, (uint32_t)epoch, 0), order, (size_t)total);
+    double loss_sum = 0, t0 = now_seconds(), last_draw = 0;
+    long correct = 0, done = 0;
+    for (long it = 0; it < iters; it++) {
+        int n = total - done < r->batch ? (int)(total - done) : r->batch;
+        double lr = nr_schedule_lr(&r->t.schedule, r->lr, epoch, r->step, r->epochs, iters);
+        prepare_train_batch(r, order, done, n, epoch);
+        int c = 0;
+        double loss = train_step(r, n, lr, &c);
+        if (!isfinite(loss)) {
+            if (r->o.progress) nr_progress_clear(stdout);
+            nr_fail(err, "the loss became %s at epoch %d, step %ld of %ld (lr %.3g); training stopped. "
+                         "The last good checkpoint is %s/last.safetensors (epoch %d). A lower --lr usually helps.",
+                    isnan(loss) ? "NaN" : "infinite", epoch + 1, it + 1, iters, lr, r->dir, r->epoch_done);
+            return NR_EXIT_NONFINITE;
+        }
+        loss_sum += loss * n;
+        correct += c;
+        done += n;
+        row->lr = lr;
+        double t = now_seconds();
+        if (r->o.progress && (t - last_draw > 0.1 || done == total)) {
+            nr_progress(stdout, epoch + 1, r->epochs, done, total, loss_sum / done, (double)correct / done, t - t0);
+            last_draw = t;
+        }
+    }
+    if (r->o.progress) nr_progress_clear(stdout);
+    row->seconds = now_seconds() - t0;
+    row->train_loss = loss_sum / total;
+    row->train_acc = (double)correct / total;
+    r->train_seconds += row->seconds;
+    r->train_images += total;
+    return 0;
+}
+
+static void evaluate_epoch(run *r, nr_epoch_row *row)
+{
+    if (r->nval) {
+        eval_set e = { &r->train_set, r->val_idx, r->nval, -1 };
+        row->has_val = 1;
+        evaluate(r, &e, &row->val_loss, &row->val_acc);
+    } else {
+        eval_set e = { &r->test_set, NULL, r->ntest, -1 };
+        row->has_test = 1;
+        evaluate(r, &e, &row->test_loss, &row->test_acc);
+    }
+}
+
+/* Test accuracy, clean and at each noise level; prints the table. */
+static void final_test(run *r, summary *s, nr_noise_row *rows)
+{
+    eval_set e = { &r->test_set, NULL, r->ntest, -1 };
+    evaluate(r, &e, &s->test_loss, &s->test_acc);
+    for (int l = 0; l < r->p->noise.nstd; l++) {
+        eval_set en = { &r->test_set, NULL, r->ntest, l };
+        rows[l].std = r->p->noise.std[l];
+        evaluate(r, &en, &rows[l].loss, &rows[l].acc);
+    }
+    s->tested = 1;
+    s->noise = rows;
+    s->nnoise = r->p->noise.nstd;
+    nr_print_test_table(stdout, r->ntest, s->test_acc, s->test_loss, rows, r->p->noise.nstd);
+}
+
+static int write_summary(run *r, summary *s, nr_error *err)
+{
+    char path[2200];
+    path_in(r, path, sizeof path, "summary.json");
+    return nr_write_atomic(path, write_summary_json, s, err);
+}
+
+static void print_header(const run *r)
+{
+    if (r->o.quiet) return;
+    printf("model %s: %lld parameters; %d epochs, batch %d, lr %g, seed %llu, %d thread%s\n", r->p->model,
+           (long long)r->m.nparams, r->epochs, r->batch, r->lr, (unsigned long long)r->seed, r->nthreads,
+           r->nthreads == 1 ? "" : "s");
+    printf("train %d images%s, validation %d, test %d; run directory %s\n", r->ntrain,
+           r->p->augment.copies ? " (+ augmented copies)" : "", r->nval, r->ntest, r->dir);
+    fflush(stdout);
+}
+
+static int train_loop(run *r, nr_error *err)
+{
+    uint32_t *order = nr_alloc((size_t)epoch_samples(r) * sizeof *order);
+    if (!order) return nr_fail(err, "out of memory");
+    char metrics[2200];
+    path_in(r, metrics, sizeof metrics, "metrics.csv");
+    int rc = nr_metrics_truncate(metrics, r->epoch_done, err);
+    nr_epoch_row row;
+    memset(&row, 0, sizeof row);
+    for (int epoch = r->epoch_done; epoch < r->epochs && !rc; epoch++) {
+        memset(&row, 0, sizeof row);
+        row.epoch = epoch + 1;
+        row.epochs = r->epochs;
+        rc = train_epoch(r, epoch, order, &row, err);
+        if (rc) break;
+        evaluate_epoch(r, &row);
+        r->epoch_done = epoch + 1;
+        r->epoch_seconds[epoch] = row.seconds;
+        if (!r->o.quiet) nr_print_epoch(stdout, &row);
+        rc = nr_metrics_append(metrics, &row, err);
+        if (!rc) rc = save_checkpoint(r, "last.safetensors", 1, err);
+    }
+    nr_free(order);
+    return rc;
+}
+
+int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.o = *o;
+    apply_overrides(&r);
+    int rc = setup_run_dir(&r, err);
+    char ck[2200];
+    path_in(&r, ck, sizeof ck, "last.safetensors");
+    if (!rc && r.o.resume) rc = resume_from(&r, ck, err);
+    if (!rc) rc = load_data(&r, 1, err);
+    if (!rc) rc = alloc_run(&r, err);
+    if (!rc) {
+        nr_model_init_weights(&r.m, r.seed);
+        if (r.o.resume) {
+            nr_st_file f;
+            rc = nr_safetensors_read(ck, &f, err);
+            if (!rc) {
+                rc = load_tensors(&r, &f, 1, err);
+                nr_st_free(&f);
+            }
+            if (!rc && !r.o.quiet) printf("resuming %s after epoch %d (step %ld)\n", ck, r.epoch_done, r.step);
+        }
+    }
+    if (!rc) {
+        print_header(&r);
+        rc = train_loop(&r, err);
+    }
+    summary s = { &r, 0, NAN, NAN, NAN, NAN, NULL, 0, "trained" };
+    nr_noise_row rows[64];
+    if (!rc) {
+        rc = save_checkpoint(&r, "model.safetensors", 0, err);
+        if (!rc && r.nval) {
+            eval_set e = { &r.train_set, r.val_idx, r.nval, -1 };
+            evaluate(&r, &e, &s.val_loss, &s.val_acc);
+        }
+        if (!rc) final_test(&r, &s, rows);
+        if (!rc) rc = write_summary(&r, &s, err);
+        if (!rc && !r.o.quiet) printf("\nweights: %s/model.safetensors; log: %s/metrics.csv; summary: %s/summary.json\n",
+                                      r.dir, r.dir, r.dir);
+    } else if (rc == NR_EXIT_NONFINITE && r.m.params) {
+        nr_error e2;
+        s.status = "stopped: loss not finite";
+        if (write_summary(&r, &s, &e2)) fprintf(stderr, "%s\n", e2.msg);
+    }
+    free_run(&r);
+    return rc;
+}
+
+/* ---- test ------------------------------------------------------------- */
+
+int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.o = *o;
+    apply_overrides(&r);
+    nr_st_file f;
+    int rc = nr_safetensors_read(o->weights, &f, err);
+    if (rc) return -1;
+    rc = load_data(&r, 0, err);
+    if (!rc) rc = alloc_run(&r, err);
+    if (!rc) rc = load_tensors(&r, &f, 0, err);
+    nr_st_free(&f);
+    if (!rc) {
+        summary s = { &r, 0, NAN, NAN, NAN, NAN, NULL, 0, "tested" };
+        nr_noise_row rows[64];
+        if (!r.o.quiet) printf("model %s: weights %s\n", p->model, o->weights);
+        final_test(&r, &s, rows);
+    }
+    free_run(&r);
+    return rc;
+}

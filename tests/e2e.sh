@@ -1,0 +1,207 @@
+#!/bin/bash
+# End to end, one TAP line per check: netc compiles models/lenet5_fashion.net,
+# the program trains on a small cut of Fashion-MNIST (the loss falls, the
+# accuracy is far above chance), resumes to the same weights as an
+# uninterrupted run, tests saved weights, and fails cleanly on corrupt or
+# missing data, a NaN loss and bad command lines; hostile names in a .net
+# file or its path cannot inject code into the generated program.
+set -u
+srcdir=${srcdir:-.}
+netc=${NETC:-$PWD/compiler/netc}
+case $netc in /*) ;; *) netc=$PWD/$netc ;; esac
+cd "$srcdir" || exit 99
+tmp=$(mktemp -d) || exit 99
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+
+report() {  # status description [file with details]
+    n=$((n + 1))
+    if [ "$1" = ok ]; then
+        echo "ok $n - $2"
+    else
+        failed=$((failed + 1))
+        echo "not ok $n - $2"
+        [ -n "${3:-}" ] && sed 's/^/# /' "$3" | tail -40
+    fi
+}
+
+check() {  # description command...: ok when the command succeeds
+    local what=$1
+    shift
+    if "$@" > "$tmp/why" 2>&1; then report ok "$what"; else report fail "$what" "$tmp/why"; fi
+}
+
+fashion=${NETC_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+if [ ! -r "$fashion/train-images-idx3-ubyte.gz" ]; then
+    echo "1..0 # SKIP no Fashion-MNIST at $fashion (scripts/install-deps installs dataset-fashion-mnist)"
+    exit 0
+fi
+
+# A cut of the real data: the first 3,000 training and 1,000 test images.
+data=$tmp/data/fashion-mnist
+mkdir -p "$data"
+python3 - "$fashion" "$data" <<'EOF' || { echo "Bail out! cannot cut Fashion-MNIST"; exit 99; }
+import gzip, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+for split, count in (("train", 3000), ("t10k", 1000)):
+    with gzip.open(f"{src}/{split}-images-idx3-ubyte.gz") as f:
+        magic, n, rows, cols = struct.unpack(">IIII", f.read(16))
+        pixels = f.read(count * rows * cols)
+    with gzip.open(f"{dst}/{split}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", magic, count, rows, cols) + pixels)
+    with gzip.open(f"{src}/{split}-labels-idx1-ubyte.gz") as f:
+        magic, n = struct.unpack(">II", f.read(8))
+        labels = f.read(count)
+    with open(f"{dst}/{split}-labels-idx1-ubyte", "wb") as f:   # raw, to cover both forms
+        f.write(struct.pack(">II", magic, count) + labels)
+EOF
+
+prog=$tmp/lenet
+check "netc compiles models/lenet5_fashion.net into a program" "$netc" models/lenet5_fashion.net -o "$prog"
+check "the program's --help names its commands" sh -c "'$prog' --help | grep -q 'test --weights FILE'"
+
+common=(--data "$tmp/data" --threads 2 --batch 50)
+"$prog" train "${common[@]}" --epochs 2 --out "$tmp/run" > "$tmp/train.out" 2>&1
+rc=$?
+if [ $rc = 0 ]; then report ok "train 2 epochs on 3,000 images"; else report fail "train 2 epochs (exit $rc)" "$tmp/train.out"; fi
+
+# metrics.csv: epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,seconds
+if awk -F, 'NR == 2 { l1 = $2 } NR == 3 { l2 = $2 } END { exit !(NR == 3 && l2 < l1) }' "$tmp/run/metrics.csv" 2> /dev/null; then
+    report ok "the training loss falls from epoch 1 to epoch 2"
+else
+    cp "$tmp/run/metrics.csv" "$tmp/why" 2> /dev/null || echo "no metrics.csv" > "$tmp/why"
+    report fail "the training loss falls from epoch 1 to epoch 2" "$tmp/why"
+fi
+acc=$(sed -n 's/.*"test_accuracy": \([0-9.]*\).*/\1/p' "$tmp/run/summary.json" 2> /dev/null)
+if [ -n "$acc" ] && awk -v a="$acc" 'BEGIN { exit !(a > 0.6) }'; then
+    report ok "test accuracy $acc is far above chance (0.1)"
+else
+    report fail "test accuracy far above chance (got '${acc:-none}')" "$tmp/train.out"
+fi
+check "the log has one line per epoch" test "$(grep -c '^epoch [12]/2  train loss' "$tmp/train.out")" = 2
+check "the run holds checkpoints and records" test -s "$tmp/run/last.safetensors" -a -s "$tmp/run/model.safetensors" \
+    -a -s "$tmp/run/summary.json" -a -s "$tmp/run/metrics.csv"
+check "nothing temporary is left in the run directory" sh -c "! ls '$tmp/run' | grep -q tmp"
+
+# Resume: 1 epoch, then --resume to 2, gives the uninterrupted run's weights bit for bit.
+"$prog" train "${common[@]}" --epochs 1 --out "$tmp/half" > "$tmp/half.out" 2>&1 &&
+    "$prog" train "${common[@]}" --epochs 2 --out "$tmp/half" --resume > "$tmp/resume.out" 2>&1
+rc=$?
+if [ $rc = 0 ] && cmp -s "$tmp/run/model.safetensors" "$tmp/half/model.safetensors"; then
+    report ok "a resumed run ends with the same weights as an uninterrupted one"
+else
+    cat "$tmp/half.out" "$tmp/resume.out" > "$tmp/why"
+    report fail "a resumed run ends with the same weights as an uninterrupted one (exit $rc)" "$tmp/why"
+fi
+check "the resumed run's metrics.csv has both epochs once" \
+    bash -c "test \$(wc -l < '$tmp/half/metrics.csv') = 3 && cmp -s <(cut -d, -f1-7 '$tmp/run/metrics.csv') <(cut -d, -f1-7 '$tmp/half/metrics.csv')"
+"$prog" train "${common[@]}" --epochs 2 --out "$tmp/run" > "$tmp/again.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "already holds a run" "$tmp/again.out"; then
+    report ok "training into a finished run's directory without --resume is refused"
+else
+    report fail "training into a finished run's directory is refused (exit $rc)" "$tmp/again.out"
+fi
+
+# test --weights reproduces the run's final test accuracy.
+"$prog" test "${common[@]}" --weights "$tmp/run/model.safetensors" > "$tmp/test.out" 2>&1
+want=$(awk -v a="$acc" 'BEGIN { printf "%.2f%%", 100 * a }')
+if grep -q "clean *$want" "$tmp/test.out"; then
+    report ok "test --weights gives the run's test accuracy ($want)"
+else
+    report fail "test --weights gives the run's test accuracy ($want)" "$tmp/test.out"
+fi
+
+# Broken inputs: clear errors naming the file, never a crash.
+cp -r "$tmp/data" "$tmp/bad"
+head -c 1000 "$data/train-labels-idx1-ubyte" > "$tmp/bad/fashion-mnist/train-labels-idx1-ubyte"
+"$prog" train --data "$tmp/bad" --epochs 1 --out "$tmp/badrun" > "$tmp/bad.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "train-labels-idx1-ubyte" "$tmp/bad.out"; then
+    report ok "a truncated label file is an error naming it"
+else
+    report fail "a truncated label file is an error naming it (exit $rc)" "$tmp/bad.out"
+fi
+mkdir -p "$tmp/empty"
+(cd "$tmp/empty" && NETC_DATA="$tmp/empty" "$prog" train --data "$tmp/empty" --epochs 1 --out "$tmp/norun") > "$tmp/missing.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "get-data" "$tmp/missing.out" && grep -q "$tmp/empty" "$tmp/missing.out"; then
+    report ok "a missing dataset is an error listing where it looked and how to get it"
+else
+    report fail "a missing dataset is an error listing where it looked (exit $rc)" "$tmp/missing.out"
+fi
+printf 'NETC' > "$tmp/bad.safetensors"
+"$prog" test "${common[@]}" --weights "$tmp/bad.safetensors" > "$tmp/badw.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "bad.safetensors" "$tmp/badw.out"; then
+    report ok "corrupt weights are an error naming the file"
+else
+    report fail "corrupt weights are an error naming the file (exit $rc)" "$tmp/badw.out"
+fi
+
+# A diverging run stops with exit status 3 and says where.
+nanprog=$tmp/lenet_sgd
+"$netc" -D act=relu -D opt=sgd -D lr=1e30 models/lenet5_fashion.net -o "$nanprog" > "$tmp/why" 2>&1 ||
+    report fail "netc -D act=relu -D opt=sgd -D lr=1e30" "$tmp/why"
+"$nanprog" train "${common[@]}" --epochs 1 --out "$tmp/nanrun" > "$tmp/nan.out" 2>&1
+rc=$?
+if [ $rc = 3 ] && grep -Eq "loss became (NaN|infinite) at epoch 1, step [0-9]+" "$tmp/nan.out"; then
+    report ok "a NaN loss stops training with exit status 3, naming epoch and step"
+else
+    report fail "a NaN loss stops training with exit status 3 (exit $rc)" "$tmp/nan.out"
+fi
+
+# Command-line mistakes exit 2; --device cuda says plainly it is not there yet.
+"$prog" train --epochs zero > "$tmp/cli.out" 2>&1
+rc=$?
+if [ $rc = 2 ] && grep -q "epochs needs a whole number" "$tmp/cli.out"; then report ok "a bad --epochs is a usage error"
+else report fail "a bad --epochs is a usage error (exit $rc)" "$tmp/cli.out"; fi
+"$prog" train --device cuda "${common[@]}" --out "$tmp/cuda" > "$tmp/cuda.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "no CUDA backend" "$tmp/cuda.out"; then report ok "--device cuda fails with a clear message"
+else report fail "--device cuda fails with a clear message (exit $rc)" "$tmp/cuda.out"; fi
+
+# -S keeps the generated C beside the program.
+check "-S keeps the generated C as PROGRAM.c" sh -c "'$netc' -S models/lenet5_fashion.net -o '$tmp/kept' && test -x '$tmp/kept' && grep -q nr_main '$tmp/kept.c'"
+
+# Hostile names: quotes, backslashes, newlines, comment ends, trigraphs and
+# format directives in the file's path, its data path and a -D value all
+# arrive in the program as the exact bytes written, never as code.
+evil_dir=$tmp/'we"ird \ dir'
+mkdir -p "$evil_dir"
+evil="$evil_dir/"'a"b\c??=*%n%s$(touch PWNED)'$'\n''x.net'
+cat > "$evil" <<'EOF'
+param tag = "\"); system(\"touch PWNED\"); (\"*/ ??/ %n %s \\"
+model m {
+    input = [1, 28, 28]
+    classes = 10
+    flat: flatten
+    out: dense(10)
+}
+data {
+    dataset = folder
+    path = "/nonexistent/\"); system(\"touch PWNED\"); /* ??= \\ %s\n"
+}
+EOF
+(cd "$tmp" && "$netc" -D 'tag="x\"y"' "$evil" -o "$tmp/evil") > "$tmp/evil.out" 2>&1
+rc=$?
+if [ $rc = 0 ] && [ ! -e "$tmp/PWNED" ] && [ ! -e PWNED ]; then
+    "$tmp/evil" --help > "$tmp/evil.help" 2>&1
+    if grep -qF 'a"b\c??=*%n%s$(touch PWNED)' "$tmp/evil.help" && [ ! -e "$tmp/PWNED" ]; then
+        report ok "hostile names reach the program as data, not code"
+    else
+        report fail "hostile names reach the program as data" "$tmp/evil.help"
+    fi
+    (cd "$tmp" && "$tmp/evil" train --epochs 1 --out "$tmp/evilrun") > "$tmp/evil.run" 2>&1
+    if grep -qF '/nonexistent/"); system("touch PWNED"); /* ??= \ %s' "$tmp/evil.run" && [ ! -e "$tmp/PWNED" ]; then
+        report ok "a hostile data path is reported verbatim and nothing runs"
+    else
+        report fail "a hostile data path is reported verbatim" "$tmp/evil.run"
+    fi
+else
+    report fail "netc compiles a model with hostile names (exit $rc)" "$tmp/evil.out"
+fi
+
+echo "1..$n"
+[ "$failed" = 0 ]
