@@ -50,6 +50,10 @@ void nr_cpu_backward(const nr_layer *L, int n, const float *x, const float *y, c
 double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const float *logits,
                                 const int *labels, float *dlogits, int *correct);
 
-/* Threads used by the CPU kernels and BLAS; 0 means every core. */
+/* Threads used by the CPU kernels and BLAS; 0 means every core.
+ * The kernels split the batch between OpenMP threads and call BLAS
+ * single-threaded (this pins OpenBLAS to one thread). Scratch counts allow
+ * for max(threads, cores) threads, so set a count above the core count
+ * before sizing scratch. A kernel called before this sets every core. */
 void nr_cpu_set_threads(int threads);
 #endif

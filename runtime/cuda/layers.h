@@ -1,0 +1,53 @@
+/* The CUDA backend layer by layer: the GPU counterparts of nr_cpu_forward,
+ * nr_cpu_backward, nr_loss_forward_backward, nr_optim_step and SAM, with
+ * the same conventions (runtime/cpu/ops.h) and the same memory layouts:
+ * parameters, buffers and `saved` (nr_layer_saved_count floats) hold what
+ * the CPU backend's do, so either backend can read the other's. Pointers
+ * are device memory; every launch goes to g->stream in order, so nothing
+ * here waits for the GPU.
+ *
+ * Phase 1: one layer at a time, a kernel or two per layer, GEMMs through
+ * cuBLAS (conv as im2col + GEMM). */
+#ifndef NR_CUDA_LAYERS_H
+#define NR_CUDA_LAYERS_H
+#include "../cpu/ops.h"
+#include "../netrt.h"
+#include "../rng.h"
+#include "gpu.h"
+
+/* Temporary floats a layer needs on the GPU for a batch of n (conv: the
+ * im2col columns and the GEMM output; batchnorm backward: 2 per channel). */
+size_t nr_gpu_layer_scratch_count(const nr_layer *L, int n);
+
+int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr params,
+                   CUdeviceptr buffers, CUdeviceptr saved, CUdeviceptr scratch, int flags, nr_stream dropout,
+                   nr_error *e);
+/* dx may be 0 (no input gradient). */
+int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr dy,
+                    CUdeviceptr dx, CUdeviceptr params, CUdeviceptr dparams, CUdeviceptr saved, CUdeviceptr scratch,
+                    nr_error *e);
+
+/* Loss, gradient (dlogits may be 0) and correct count in one kernel.
+ * labels: n ints. result: NR_GPU_LOSS_RESULT_BYTES of device memory that
+ * receives the mean loss (a double) and then the count (an int); read it
+ * with nr_gpu_loss_result. */
+#define NR_GPU_LOSS_RESULT_BYTES 16
+int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, CUdeviceptr logits, CUdeviceptr labels,
+                CUdeviceptr dlogits, CUdeviceptr result, nr_error *e);
+int nr_gpu_loss_result(nr_gpu *g, CUdeviceptr result, double *loss, int *correct, nr_error *e);
+
+/* nr_optim_step on the GPU: state is nr_optim_state_count floats, laid out
+ * as optim.c lays it out. */
+int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdeviceptr w, CUdeviceptr grad,
+                      CUdeviceptr state, size_t n, nr_error *e);
+
+/* SAM: scratch is NR_GPU_SAM_SCRATCH_BYTES of device memory: the partial
+ * sums, then the norm (a double at NR_GPU_SAM_NORM_OFFSET) and the scale.
+ * saved receives the weights before the ascent, as nr_sam_perturb's e. */
+#define NR_GPU_SAM_PARTS 256
+#define NR_GPU_SAM_NORM_OFFSET (NR_GPU_SAM_PARTS * 8)
+#define NR_GPU_SAM_SCRATCH_BYTES (NR_GPU_SAM_NORM_OFFSET + 16)
+int nr_gpu_sam_perturb(nr_gpu *g, const nr_optim *o, CUdeviceptr w, CUdeviceptr grad, CUdeviceptr saved,
+                       CUdeviceptr scratch, size_t n, nr_error *e);
+int nr_gpu_sam_restore(nr_gpu *g, CUdeviceptr w, CUdeviceptr saved, size_t n, nr_error *e);
+#endif
