@@ -4,7 +4,10 @@
 # this machine, same batch and threads. Prints images/second for both and
 # their ratio. Not a test: run it by hand on a quiet machine.
 #
-#   bench/cpu_vs_torch.sh [--batches "32 100"] [--threads N] [--epochs N]
+#   bench/cpu_vs_torch.sh [--batches "32 100"] [--threads N] [--epochs N] [--repeat N]
+#
+# With --repeat N each side runs N times and the best images/second counts
+# (the least disturbed run on a shared machine).
 #
 # Needs a built tree (compiler/netc, runtime/libnetrt.a) configured WITHOUT
 # --enable-sanitizers, Fashion-MNIST (scripts/install-deps) and python3-torch
@@ -14,12 +17,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 batches="32 100"
 threads=$(nproc)
 epochs=1
+repeat=1
 while [ $# -gt 0 ]; do
     case $1 in
     --batches) batches=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
-    *) echo "usage: $0 [--batches \"32 100\"] [--threads N] [--epochs N]" >&2; exit 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    *) echo "usage: $0 [--batches \"32 100\"] [--threads N] [--epochs N] [--repeat N]" >&2; exit 2 ;;
     esac
 done
 netc=$here/compiler/netc
@@ -37,13 +42,21 @@ trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "threads $threads, epochs $epochs, W5 base case (LeNet-5, tanh, avgpool, Adam 0.001) on Fashion-MNIST"
 printf '%-6s %14s %14s %8s %10s %10s\n' batch netc_img/s torch_img/s ratio netc_acc torch_acc
+best() { sort -g | tail -1; }
 for b in $batches; do
-    "$tmp/lenet" train --batch "$b" --epochs "$epochs" --threads "$threads" --out "$tmp/run$b" --quiet > /dev/null
-    netc_ips=$(sed -n 's/.*"images_per_second": \([0-9.e+]*\).*/\1/p' "$tmp/run$b/summary.json")
-    netc_acc=$(sed -n 's/.*"test_accuracy": \([0-9.e+]*\).*/\1/p' "$tmp/run$b/summary.json")
-    line=$("$python" "$here/bench/torch_lenet5_fashion.py" --batch "$b" --threads "$threads" --epochs "$epochs")
-    torch_ips=$(echo "$line" | sed -n 's/.*images_per_sec=\([0-9.e+]*\).*/\1/p')
-    torch_acc=$(echo "$line" | sed -n 's/.*test_acc=\([0-9.e+]*\).*/\1/p')
+    netc_all="" torch_all=""
+    for r in $(seq "$repeat"); do
+        rm -rf "$tmp/run$b"
+        "$tmp/lenet" train --batch "$b" --epochs "$epochs" --threads "$threads" --out "$tmp/run$b" --quiet > /dev/null
+        netc_all="$netc_all $(sed -n 's/.*"images_per_second": \([0-9.e+]*\).*/\1/p' "$tmp/run$b/summary.json")"
+        netc_acc=$(sed -n 's/.*"test_accuracy": \([0-9.e+]*\).*/\1/p' "$tmp/run$b/summary.json")
+        line=$("$python" "$here/bench/torch_lenet5_fashion.py" --batch "$b" --threads "$threads" --epochs "$epochs")
+        torch_all="$torch_all $(echo "$line" | sed -n 's/.*images_per_sec=\([0-9.e+]*\).*/\1/p')"
+        torch_acc=$(echo "$line" | sed -n 's/.*test_acc=\([0-9.e+]*\).*/\1/p')
+    done
+    netc_ips=$(echo $netc_all | tr ' ' '\n' | best)
+    torch_ips=$(echo $torch_all | tr ' ' '\n' | best)
     awk -v b="$b" -v n="$netc_ips" -v t="$torch_ips" -v na="$netc_acc" -v ta="$torch_acc" \
         'BEGIN { printf "%-6s %14.0f %14.0f %7.2fx %9.2f%% %9.2f%%\n", b, n, t, n / t, 100 * na, 100 * ta }'
+    if [ "$repeat" -gt 1 ]; then echo "       all runs: netc$netc_all; torch$torch_all"; fi
 done

@@ -122,9 +122,9 @@ static void emit_layer(strbuf *out, const ir_node *n, int model_init)
     sb_puts(out, ",\n    },\n");
 }
 
-static void emit_float_array(strbuf *out, const char *name, const double *v, int n)
+static void emit_float_array(strbuf *out, const char *name, const char *sfx, const double *v, int n)
 {
-    sb_printf(out, "static const float %s[] = {", name);
+    sb_printf(out, "static const float %s%s[] = {", name, sfx);
     for (int i = 0; i < n; i++) {
         sb_puts(out, i ? ", " : " ");
         c_float(out, v[i]);
@@ -132,9 +132,9 @@ static void emit_float_array(strbuf *out, const char *name, const double *v, int
     sb_puts(out, " };\n");
 }
 
-static void emit_int_array(strbuf *out, const char *name, const double *v, int n)
+static void emit_int_array(strbuf *out, const char *name, const char *sfx, const double *v, int n)
 {
-    sb_printf(out, "static const int %s[] = {", name);
+    sb_printf(out, "static const int %s%s[] = {", name, sfx);
     for (int i = 0; i < n; i++) sb_printf(out, "%s%d", i ? ", " : " ", (int)v[i]);
     sb_puts(out, " };\n");
 }
@@ -173,22 +173,22 @@ static void emit_aug_op(strbuf *out, const resolved *op)
 
 /* Arrays the program struct points to: schedule milestones, augmentation
  * ops, noise levels. */
-static void emit_arrays(strbuf *out, const ir_program *p)
+static void emit_arrays(strbuf *out, const ir_program *p, const char *sfx)
 {
     const resolved *sched = p->train->v[TRAIN_SCHEDULE].call;
     if (sched && sched->index == S_MULTISTEP) {
         const optval *ms = &sched->v[MS_MILESTONES], *fr = &sched->v[MS_FRACTIONS];
-        if (ms->nlist) emit_int_array(out, "milestones", ms->list, ms->nlist);
-        if (fr->nlist) emit_float_array(out, "fractions", fr->list, fr->nlist);
+        if (ms->nlist) emit_int_array(out, "milestones", sfx, ms->list, ms->nlist);
+        if (fr->nlist) emit_float_array(out, "fractions", sfx, fr->list, fr->nlist);
     }
     if (p->naug_ops) {
-        sb_puts(out, "static const nr_aug_op augment_ops[] = {\n");
+        sb_printf(out, "static const nr_aug_op augment_ops%s[] = {\n", sfx);
         for (int i = 0; i < p->naug_ops; i++) emit_aug_op(out, p->aug_ops[i]);
         sb_puts(out, "};\n");
     }
     if (p->noise_test) {
         const optval *std = &p->noise_test->v[NT_STD];
-        emit_float_array(out, "noise_std", std->list, std->nlist);
+        emit_float_array(out, "noise_std", sfx, std->list, std->nlist);
     }
 }
 
@@ -269,7 +269,7 @@ static void emit_optimizer(strbuf *out, const resolved *o)
     sb_puts(out, ",\n        },\n");
 }
 
-static void emit_schedule(strbuf *out, const resolved *s)
+static void emit_schedule(strbuf *out, const resolved *s, const char *sfx)
 {
     static const char *const enums[] = { "NR_SCHED_CONSTANT", "NR_SCHED_STEP", "NR_SCHED_MULTISTEP",
                                          "NR_SCHED_COSINE" };
@@ -284,9 +284,9 @@ static void emit_schedule(strbuf *out, const resolved *s)
         break;
     case S_MULTISTEP:
         if (s->v[MS_MILESTONES].nlist)
-            sb_printf(out, ", .milestones = milestones, .nmilestones = %d", s->v[MS_MILESTONES].nlist);
+            sb_printf(out, ", .milestones = milestones%s, .nmilestones = %d", sfx, s->v[MS_MILESTONES].nlist);
         if (s->v[MS_FRACTIONS].nlist)
-            sb_printf(out, ", .fractions = fractions, .nfractions = %d", s->v[MS_FRACTIONS].nlist);
+            sb_printf(out, ", .fractions = fractions%s, .nfractions = %d", sfx, s->v[MS_FRACTIONS].nlist);
         sb_puts(out, ", .gamma = ");
         c_float(out, ropt_num(s, MS_GAMMA));
         sb_printf(out, ", .per_iteration = %d", ropt_int(s, MS_PER) == PER_ITERATION);
@@ -325,7 +325,7 @@ static void emit_loss(strbuf *out, const resolved *l)
     sb_puts(out, " },\n");
 }
 
-static void emit_train(strbuf *out, const ir_program *p)
+static void emit_train(strbuf *out, const ir_program *p, const char *sfx)
 {
     const resolved *t = p->train;
     sb_printf(out, "    .train = {\n        .epochs = %d, .batch = %d, .seed = %uu, .shuffle = %d, .tf32 = %d, "
@@ -333,18 +333,18 @@ static void emit_train(strbuf *out, const ir_program *p)
               ropt_int(t, TRAIN_EPOCHS), ropt_int(t, TRAIN_BATCH), (unsigned)ropt_num(t, TRAIN_SEED),
               ropt_int(t, TRAIN_SHUFFLE) != 0, ropt_int(t, TRAIN_PRECISION) == 1, ropt_int(t, TRAIN_THREADS));
     emit_optimizer(out, t->v[TRAIN_OPTIMIZER].call);
-    emit_schedule(out, t->v[TRAIN_SCHEDULE].call);
+    emit_schedule(out, t->v[TRAIN_SCHEDULE].call, sfx);
     emit_loss(out, t->v[TRAIN_LOSS].call);
     sb_puts(out, "    },\n");
 }
 
-static void emit_noise(strbuf *out, const ir_program *p)
+static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
 {
     const resolved *n = p->noise_test;
     if (!n) return;
-    sb_printf(out, "    .noise = {\n        .std = noise_std, .nstd = %d, .seed = %uu, .before_normalize = %d, "
+    sb_printf(out, "    .noise = {\n        .std = noise_std%s, .nstd = %d, .seed = %uu, .before_normalize = %d, "
                    ".same_noise = %d",
-              n->v[NT_STD].nlist, (unsigned)ropt_num(n, NT_SEED), ropt_int(n, NT_AT) == NT_BEFORE_NORMALIZE,
+              sfx, n->v[NT_STD].nlist, (unsigned)ropt_num(n, NT_SEED), ropt_int(n, NT_AT) == NT_BEFORE_NORMALIZE,
               ropt_int(n, NT_SAME_NOISE) != 0);
     if (n->v[NT_CLAMP].nlist == 2) {
         sb_puts(out, ",\n        .clamp = 1, .lo = ");
@@ -355,17 +355,22 @@ static void emit_noise(strbuf *out, const ir_program *p)
     sb_puts(out, ",\n    },\n");
 }
 
-void emit_c(const ir_program *p, const emit_info *info, strbuf *out)
+static void emit_layers(strbuf *out, const ir_program *p, const char *sfx)
+{
+    sb_printf(out, "static const nr_layer layers%s[] = {\n", sfx);
+    for (int i = 0; i < p->model.count; i++) emit_layer(out, &p->model.nodes[i], p->model.init);
+    sb_puts(out, "};\n");
+}
+
+/* The tables of one program but its layers (layers_name, emitted apart);
+ * every other name ends in sfx ("" for the base model, "_p3" for sweep
+ * point 3). */
+static void emit_program(strbuf *out, const ir_program *p, const emit_info *info, const char *sfx,
+                         const char *layers_name, int with_sweep)
 {
     const ir_model *m = &p->model;
-    sb_puts(out, "/* Generated by netc from a model description: the model's tables for\n"
-                 " * libnetrt. Do not edit; change the .net file and run netc again. */\n"
-                 "#include \"netrt.h\"\n#include <stddef.h>\n\n");
-    sb_puts(out, "static const nr_layer layers[] = {\n");
-    for (int i = 0; i < m->count; i++) emit_layer(out, &m->nodes[i], m->init);
-    sb_puts(out, "};\n\n");
-    emit_arrays(out, p);
-    sb_puts(out, "\nstatic const nr_program program = {\n    .abi = NR_ABI_VERSION,\n    .model = ");
+    emit_arrays(out, p, sfx);
+    sb_printf(out, "static const nr_program program%s = {\n    .abi = NR_ABI_VERSION,\n    .model = ", sfx);
     c_string(out, m->name);
     sb_puts(out, ",\n    .source = ");
     c_string(out, info->source_name);
@@ -375,14 +380,96 @@ void emit_c(const ir_program *p, const emit_info *info, strbuf *out)
     c_string(out, info->overrides ? info->overrides : "");
     sb_puts(out, ",\n    ");
     emit_shape(out, "in", &m->input);
-    sb_printf(out, ",\n    .classes = %d,\n    .layers = layers, .nlayers = %d, .params = %lld,\n", m->classes,
-              m->count, p->total_params);
+    sb_printf(out, ",\n    .classes = %d,\n    .layers = %s, .nlayers = %d, .params = %lld,\n", m->classes,
+              layers_name, m->count, p->total_params);
     emit_data(out, p);
-    sb_printf(out, "    .augment = { .copies = %d, .ops = %s, .nops = %d },\n", ropt_int(p->augment, AUG_COPIES),
-              p->naug_ops ? "augment_ops" : "NULL", p->naug_ops);
-    emit_train(out, p);
-    emit_noise(out, p);
-    sb_puts(out, "};\n\nint main(int argc, char **argv)\n{\n    return nr_main(&program, argc, argv);\n}\n");
+    sb_printf(out, "    .augment = { .copies = %d, .ops = %s%s, .nops = %d },\n", ropt_int(p->augment, AUG_COPIES),
+              p->naug_ops ? "augment_ops" : "NULL", p->naug_ops ? sfx : "", p->naug_ops);
+    emit_train(out, p, sfx);
+    emit_noise(out, p, sfx);
+    if (with_sweep) sb_puts(out, "    .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],\n");
+    sb_puts(out, "};\n");
+}
+
+/* Index of the first of texts[0..k) equal to texts[k], or -1: sweep points
+ * (and layer tables) that are the same are emitted, and trained, once. */
+static int first_equal(char *const *texts, int k)
+{
+    for (int j = 0; j < k; j++)
+        if (strcmp(texts[j], texts[k]) == 0) return j;
+    return -1;
+}
+
+static char *text_of_program(const ir_program *p, const emit_info *info)
+{
+    strbuf t;
+    sb_init(&t);
+    emit_layers(&t, p, "");
+    emit_program(&t, p, info, "", "layers", 0);
+    return sb_steal(&t);
+}
+
+static char *text_of_layers(const ir_program *p)
+{
+    strbuf t;
+    sb_init(&t);
+    emit_layers(&t, p, "");
+    return sb_steal(&t);
+}
+
+/* Entry 0 of the arrays is the base model, entry k + 1 sweep point k. */
+void emit_c(const ir_program *p, const emit_info *info, const emit_point *points, int npoints, strbuf *out)
+{
+    sb_puts(out, "/* Generated by netc from a model description: the model's tables for\n"
+                 " * libnetrt. Do not edit; change the .net file and run netc again. */\n"
+                 "#include \"netrt.h\"\n#include <stddef.h>\n\n");
+    int n = npoints + 1;
+    char **programs = xcalloc((size_t)n, sizeof *programs), **layers = xcalloc((size_t)n, sizeof *layers);
+    for (int k = 0; k < n; k++) {
+        const ir_program *pk = k ? points[k - 1].prog : p;
+        programs[k] = text_of_program(pk, info);
+        layers[k] = text_of_layers(pk);
+    }
+    emit_layers(out, p, "");
+    for (int k = 1; k < n; k++) {
+        if (first_equal(programs + 1, k - 1) >= 0) continue;
+        char sfx[32], lname[48];
+        snprintf(sfx, sizeof sfx, "_p%d", k - 1);
+        int same_layers = first_equal(layers, k);
+        if (same_layers < 0) {
+            snprintf(lname, sizeof lname, "layers%s", sfx);
+        } else if (same_layers == 0) {
+            snprintf(lname, sizeof lname, "layers");
+        } else {
+            snprintf(lname, sizeof lname, "layers_p%d", same_layers - 1);
+        }
+        /* The point's name and value go only into sweep_points' string
+         * literals: a value may hold any text, never safe in a comment. */
+        sb_printf(out, "\n/* sweep point %d (see sweep_points) */\n", k - 1);
+        if (same_layers < 0) emit_layers(out, points[k - 1].prog, sfx);
+        emit_program(out, points[k - 1].prog, info, sfx, lname, 0);
+    }
+    if (npoints) {
+        sb_puts(out, "\nstatic const nr_sweep_point sweep_points[] = {\n");
+        for (int k = 0; k < npoints; k++) {
+            int same = first_equal(programs + 1, k);
+            sb_puts(out, "    { ");
+            c_string(out, points[k].sweep);
+            sb_puts(out, ", ");
+            c_string(out, points[k].value);
+            sb_printf(out, ", &program_p%d, %d },\n", same >= 0 ? same : k, same);
+        }
+        sb_puts(out, "};\n");
+    }
+    for (int k = 0; k < n; k++) {
+        free(programs[k]);
+        free(layers[k]);
+    }
+    free(programs);
+    free(layers);
+    sb_puts(out, "\n/* the model as written (every parameter at its base value) */\n");
+    emit_program(out, p, info, "", "layers", npoints > 0);
+    sb_puts(out, "\nint main(int argc, char **argv)\n{\n    return nr_main(&program, argc, argv);\n}\n");
 }
 
 int emit_c_check(const ir_program *p, diag_list *dl)

@@ -15,5 +15,12 @@ typedef struct emit_info {
 /* What a program needs beyond a valid model (a dataset to train on, image
  * dimensions); reports why not and returns -1. */
 int emit_c_check(const ir_program *p, diag_list *dl);
-void emit_c(const ir_program *p, const emit_info *info, strbuf *out);
+/* One point of a sweep, compiled on its own. */
+typedef struct emit_point {
+    const char *sweep;         /* "lr", "c1, c2, c3" */
+    const char *value;         /* "0.0004" */
+    const ir_program *prog;
+} emit_point;
+
+void emit_c(const ir_program *p, const emit_info *info, const emit_point *points, int npoints, strbuf *out);
 #endif

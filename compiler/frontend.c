@@ -37,9 +37,8 @@ int frontend_define(frontend *fe, const char *text)
     return rc;
 }
 
-/* Lowers once more with one sweep point applied; its errors are reported
- * under a note naming the point. */
-static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value *point)
+/* The IR with the -D overrides and one sweep point applied; diagnostics go to dl. */
+static ir_program *lower_point(frontend *fe, const ir_sweep *sw, const ast_value *point, diag_list *dl)
 {
     int n = fe->nov + sw->nnames;
     override *ov = xcalloc((size_t)n, sizeof *ov);
@@ -49,10 +48,34 @@ static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value 
         ov[fe->nov + i].name_loc = sw->where;
         ov[fe->nov + i].value = sw->nnames == 1 ? point : point->items[i];
     }
+    ir_program *p = NULL;
+    sema_lower(fe->ast, ov, n, dl, &p);
+    free(ov);
+    return p;
+}
+
+ir_program *frontend_sweep_point(frontend *fe, int sweep, int k)
+{
+    const ir_sweep *sw = &fe->prog->sweeps[sweep];
     diag_list dl;
     diag_init(&dl);
-    ir_program *p = NULL;
-    sema_lower(fe->ast, ov, n, &dl, &p);
+    ir_program *p = lower_point(fe, sw, sw->values->items[k], &dl);
+    int bad = dl.errors > 0;
+    diag_free(&dl);
+    if (bad) {
+        ir_program_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Lowers once more with one sweep point applied; its errors are reported
+ * under a note naming the point. */
+static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value *point)
+{
+    diag_list dl;
+    diag_init(&dl);
+    ir_program *p = lower_point(fe, sw, point, &dl);
     if (dl.errors) {
         strbuf sb;
         sb_init(&sb);
@@ -68,7 +91,6 @@ static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value 
     }
     ir_program_free(p);
     diag_free(&dl);
-    free(ov);
 }
 
 int frontend_run(frontend *fe, const char *name, const char *text, size_t len)

@@ -22,4 +22,8 @@ void frontend_free(frontend *fe);
 int frontend_define(frontend *fe, const char *text);
 /* Parses and checks text named `name`. Returns 0 when no error was found. */
 int frontend_run(frontend *fe, const char *name, const char *text, size_t len);
+/* After a successful frontend_run: the IR of value k of sweep `sweep`
+ * (with the -D overrides), or NULL if that point has errors. The caller
+ * frees it, before frontend_free. */
+ir_program *frontend_sweep_point(frontend *fe, int sweep, int k);
 #endif

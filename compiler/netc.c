@@ -2,6 +2,7 @@
 #include "config.h"
 #include "build.h"
 #include "emit_c.h"
+#include "emit_cuda.h"
 #include "frontend.h"
 #include "util.h"
 #include <errno.h>
@@ -10,12 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-enum action { ACT_NONE, ACT_CHECK, ACT_PRINT_SHAPES, ACT_EMIT_IR, ACT_EMIT_C, ACT_BUILD };
+enum action { ACT_NONE, ACT_CHECK, ACT_PRINT_SHAPES, ACT_EMIT_IR, ACT_EMIT_C, ACT_BUILD, ACT_EMIT_CUDA,
+              ACT_PRINT_KERNELS };
 
 static void usage(FILE *out)
 {
     fputs("usage: netc [OPTIONS] FILE.net -o PROGRAM\n"
           "       netc --check|--print-shapes|--emit-ir|--emit-c [OPTIONS] FILE.net\n"
+          "       netc --emit-cuda|--print-kernels [OPTIONS] FILE.net\n"
           "\n"
           "Compiles a model description into a program that trains and tests it\n"
           "(PROGRAM train, PROGRAM test --weights FILE, PROGRAM --help), or checks it.\n"
@@ -27,6 +30,8 @@ static void usage(FILE *out)
           "  --check              parse and check FILE; print only diagnostics\n"
           "  --print-shapes       print every layer's output shape and parameter count\n"
           "  --emit-ir            print the checked intermediate representation\n"
+          "  --emit-cuda          print the model's CUDA kernels (the GPU backend's source)\n"
+          "  --print-kernels      print the GPU fusion plan: each kernel and the layers it covers\n"
           "  -D NAME=VALUE        override a 'param' of the file (repeatable)\n"
           "  -Werror              treat warnings as errors\n"
           "  --color=WHEN         colour diagnostics: auto (default), always, never\n"
@@ -75,6 +80,8 @@ static int parse_args(int argc, char **argv, cli *c, frontend *fe)
         if (!strcmp(a, "--check")) { if (set_action(c, ACT_CHECK, a)) return 2; }
         else if (!strcmp(a, "--print-shapes")) { if (set_action(c, ACT_PRINT_SHAPES, a)) return 2; }
         else if (!strcmp(a, "--emit-ir")) { if (set_action(c, ACT_EMIT_IR, a)) return 2; }
+        else if (!strcmp(a, "--emit-cuda")) { if (set_action(c, ACT_EMIT_CUDA, a)) return 2; }
+        else if (!strcmp(a, "--print-kernels")) { if (set_action(c, ACT_PRINT_KERNELS, a)) return 2; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
         else if (!strcmp(a, "--version")) { printf("netc %s\n", PACKAGE_VERSION); return -1; }
         else if (!strcmp(a, "-Werror")) c->werror = 1;
@@ -128,13 +135,66 @@ static char *read_input(const char *path, size_t *len)
     return read_file(path, len);
 }
 
+/* Every point of every sweep of the file, each lowered on its own. */
+static int collect_points(frontend *fe, emit_point **out)
+{
+    int n = 0, cap = 0;
+    emit_point *pts = NULL;
+    for (int s = 0; s < fe->prog->nsweeps; s++) {
+        const ir_sweep *sw = &fe->prog->sweeps[s];
+        strbuf names;
+        sb_init(&names);
+        for (int i = 0; i < sw->nnames; i++) sb_printf(&names, "%s%s", i ? ", " : "", sw->names[i]);
+        for (int k = 0; k < sw->values->nitems; k++) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                pts = xrealloc(pts, (size_t)cap * sizeof *pts);
+            }
+            strbuf value;
+            sb_init(&value);
+            ast_value_print(sw->values->items[k], &value);
+            pts[n].sweep = xstrdup(names.data);
+            pts[n].value = sb_steal(&value);
+            pts[n].prog = frontend_sweep_point(fe, s, k);
+            if (!pts[n].prog) {
+                fprintf(stderr, "netc: sweep %s = %s does not compile\n", pts[n].sweep, pts[n].value);
+                n++;
+                *out = pts;
+                sb_free(&names);
+                return -n;
+            }
+            n++;
+        }
+        sb_free(&names);
+    }
+    *out = pts;
+    return n;
+}
+
+static void free_points(emit_point *pts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free((char *)pts[i].sweep);
+        free((char *)pts[i].value);
+        ir_program_free((ir_program *)pts[i].prog);
+    }
+    free(pts);
+}
+
 /* --emit-c prints the program's C; -o compiles it. Returns nonzero on failure. */
-static int generate(const cli *c, const ir_program *prog)
+static int generate(const cli *c, frontend *fe)
 {
     emit_info info = { c->file, PACKAGE_VERSION, c->overrides.len ? c->overrides.data : "" };
+    emit_point *pts = NULL;
+    int npts = collect_points(fe, &pts);
+    if (npts < 0) {
+        free_points(pts, -npts);
+        return 1;
+    }
     strbuf code;
     sb_init(&code);
-    emit_c(prog, &info, &code);
+    emit_c(fe->prog, &info, pts, npts, &code);
+    free_points(pts, npts);
     int rc = 0;
     if (c->action == ACT_EMIT_C) {
         rc = fputs(code.data, stdout) < 0;
@@ -143,6 +203,24 @@ static int generate(const cli *c, const ir_program *prog)
         rc = build_program(code.data, &bo) != 0;
     }
     sb_free(&code);
+    return rc;
+}
+
+/* --emit-cuda prints the CUDA source, --print-kernels its fusion plan. */
+static int print_cuda(const cli *c, const ir_program *prog)
+{
+    strbuf text;
+    sb_init(&text);
+    if (c->action == ACT_EMIT_CUDA) {
+        emit_cuda(prog, &text);
+    } else {
+        cuda_plan plan;
+        cuda_plan_build(prog, &plan);
+        cuda_plan_print(prog, &plan, &text);
+        cuda_plan_free(&plan);
+    }
+    int rc = fputs(text.data ? text.data : "", stdout) < 0;
+    sb_free(&text);
     return rc;
 }
 
@@ -171,13 +249,15 @@ int main(int argc, char **argv)
     int failed = diag_has_errors(&fe.dl);  /* a malformed -D */
     if (!failed) failed = frontend_run(&fe, strcmp(c.file, "-") ? c.file : "<stdin>", text, len);
     free(text);
-    int wants_c = c.action == ACT_EMIT_C || c.action == ACT_BUILD;
+    int wants_c = c.action == ACT_EMIT_C || c.action == ACT_BUILD || c.action == ACT_EMIT_CUDA ||
+                  c.action == ACT_PRINT_KERNELS;
     if (!failed && fe.prog && wants_c) failed = emit_c_check(fe.prog, &fe.dl) != 0;
     diag_render_all(&fe.dl, stderr, color);
     if (!failed && fe.prog) {
         if (c.action == ACT_PRINT_SHAPES) ir_print_shapes(fe.prog, stdout);
         else if (c.action == ACT_EMIT_IR) ir_dump(fe.prog, stdout);
-        else if (wants_c) failed = generate(&c, fe.prog);
+        else if (c.action == ACT_EMIT_CUDA || c.action == ACT_PRINT_KERNELS) failed = print_cuda(&c, fe.prog);
+        else if (wants_c) failed = generate(&c, &fe);
     }
     if (failed && fe.dl.errors) fprintf(stderr, "netc: %d error%s, %d warning%s\n", fe.dl.errors, fe.dl.errors == 1 ? "" : "s",
                         fe.dl.warnings, fe.dl.warnings == 1 ? "" : "s");

@@ -13,12 +13,15 @@ static void usage(const nr_program *p, const char *prog, FILE *out)
     fprintf(out,
             "usage: %s train [OPTIONS]\n"
             "       %s test --weights FILE [OPTIONS]\n"
+            "       %s sweep [--sweep NAME,...] [OPTIONS]\n"
             "\n"
             "Trains and tests model '%s' (compiled by netc %s from %s).\n"
             "\n"
             "commands:\n"
             "  train              train, validate each epoch, checkpoint, then test\n"
             "  test               test saved weights: clean accuracy and the noise tests\n"
+            "  sweep              train every point of the file's sweeps (%d runs), then\n"
+            "                     print the results table, write sweep.csv and plots\n"
             "\n"
             "options:\n"
             "  --data DIR         where the dataset is (else $NETC_DATA, ./data, /usr/share/datasets)\n"
@@ -28,9 +31,12 @@ static void usage(const nr_program *p, const char *prog, FILE *out)
             "  --seed N           seed of init, split, shuffling, dropout, augmentation (model: %u)\n"
             "  --threads N        CPU threads, 0 for every core (model: %d)\n"
             "  --device D         auto, cpu or cuda (default auto)\n"
-            "  --out DIR          run directory (default runs/<model>-<date>-<time>)\n"
-            "  --resume           continue the run in --out DIR (default: the newest run of this model)\n"
+            "  --out DIR          run directory (default runs/<model>-<date>-<time>;\n"
+            "                     a sweep's holds one directory per point)\n"
+            "  --resume           continue the run in --out DIR (default: the newest run of this model);\n"
+            "                     with sweep, continue the sweep in --out DIR\n"
             "  --weights FILE     weights to test (a run's model.safetensors or last.safetensors)\n"
+            "  --sweep NAMES      sweep: only these swept names (comma-separated, e.g. lr,batch)\n"
             "  --train-limit N    use only the first N training (and validation) images\n"
             "  --test-limit N     use only the first N test images\n"
             "  --quiet            print only errors and the final table\n"
@@ -40,7 +46,7 @@ static void usage(const nr_program *p, const char *prog, FILE *out)
             "last.safetensors (checkpoint after each epoch, with the optimizer state)\n"
             "and model.safetensors (the final weights). Exit status: 0 success, 1 error,\n"
             "2 command-line mistake, 3 the loss became NaN or infinite. See netc(1).\n",
-            prog, prog, p->model, p->netc_version, p->source, p->train.epochs, p->train.batch, p->train.optim.lr,
+            prog, prog, prog, p->model, p->netc_version, p->source, p->nsweep, p->train.epochs, p->train.batch, p->train.optim.lr,
             (unsigned)p->train.seed, p->train.threads);
 }
 
@@ -65,6 +71,7 @@ static int parse_long(const char *s, long long lo, long long hi, long long *out)
 typedef struct cli {
     const char *command;
     const char *device;
+    const char *only;             /* sweep --sweep NAMES */
     nr_run_opts o;
 } cli;
 
@@ -102,6 +109,7 @@ static int parse_cli(int argc, char **argv, cli *c)
         else if (!strcmp(a, "--out")) { if (!(c->o.out_dir = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs a directory", a); }
         else if (!strcmp(a, "--weights")) { if (!(c->o.weights = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs a file", a); }
         else if (!strcmp(a, "--device")) { if (!(c->device = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs auto, cpu or cuda", a); }
+        else if (!strcmp(a, "--sweep")) { if (!(c->only = value_of(argc, argv, &i))) return bad_usage(prog, "%s needs swept names, e.g. lr,batch", a); }
         else if (!strcmp(a, "--resume")) c->o.resume = 1;
         else if (!strcmp(a, "--quiet")) c->o.quiet = 1;
         else if (!strcmp(a, "--epochs")) { if (!(rc = parse_number_option(prog, a, value_of(argc, argv, &i), 1, 1000000, &v))) c->o.epochs = (int)v; }
@@ -123,9 +131,10 @@ static int parse_cli(int argc, char **argv, cli *c)
         else return bad_usage(prog, "one command only, got a second: '%s'", a);
         if (rc) return rc;
     }
-    if (!c->command) return bad_usage(prog, "%s", "no command: use 'train' or 'test'");
-    if (strcmp(c->command, "train") && strcmp(c->command, "test"))
-        return bad_usage(prog, "unknown command '%s': use 'train' or 'test'", c->command);
+    if (!c->command) return bad_usage(prog, "%s", "no command: use 'train', 'test' or 'sweep'");
+    if (strcmp(c->command, "train") && strcmp(c->command, "test") && strcmp(c->command, "sweep"))
+        return bad_usage(prog, "unknown command '%s': use 'train', 'test' or 'sweep'", c->command);
+    if (c->only && strcmp(c->command, "sweep")) return bad_usage(prog, "%s", "--sweep goes with the sweep command");
     if (!strcmp(c->command, "test") && !c->o.weights)
         return bad_usage(prog, "%s", "test needs --weights FILE (e.g. runs/<run>/model.safetensors)");
     if (strcmp(c->device, "auto") && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
@@ -155,7 +164,9 @@ int nr_main(const nr_program *p, int argc, char **argv)
     c.o.progress = !c.o.quiet && isatty(STDOUT_FILENO);
     nr_error err;
     err.msg[0] = '\0';
-    rc = !strcmp(c.command, "train") ? nr_train_run(p, &c.o, &err) : nr_test_run(p, &c.o, &err);
+    if (!strcmp(c.command, "train")) rc = nr_train_run(p, &c.o, &err);
+    else if (!strcmp(c.command, "test")) rc = nr_test_run(p, &c.o, &err);
+    else rc = nr_sweep_run(p, &c.o, c.only, &err);
     if (rc) {
         fflush(stdout);
         fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "failed");

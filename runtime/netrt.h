@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NR_ABI_VERSION 1
+#define NR_ABI_VERSION 2
 
 typedef enum {
     NR_CONV, NR_DENSE, NR_MAXPOOL, NR_AVGPOOL, NR_BATCHNORM, NR_DROPOUT, NR_FLATTEN,
@@ -140,6 +140,17 @@ typedef struct nr_train {
     int threads;                  /* 0: every core */
 } nr_train;
 
+struct nr_program;
+
+/* One point of a study: the model compiled with one value of one `sweep`
+ * (every other parameter at its base value). */
+typedef struct nr_sweep_point {
+    const char *sweep;            /* the swept names: "lr", "c1, c2, c3" */
+    const char *value;            /* the value as written: "0.0004", "[32, 64, 256]" */
+    const struct nr_program *program;
+    int same_as;                  /* index of an earlier point with the same program, or -1 */
+} nr_sweep_point;
+
 typedef struct nr_program {
     int abi;                      /* NR_ABI_VERSION of the compiler */
     const char *model;            /* model name */
@@ -155,9 +166,11 @@ typedef struct nr_program {
     nr_augment augment;
     nr_train train;
     nr_noise_test noise;
+    const nr_sweep_point *sweep;  /* the file's sweeps, point after point (NULL: none) */
+    int nsweep;
 } nr_program;
 
-/* The generated program's main(): `PROG train|test|--help ...`. Returns the
+/* The generated program's main(): `PROG train|test|sweep|--help ...`. Returns the
  * process exit status. */
 int nr_main(const nr_program *p, int argc, char **argv);
 #endif

@@ -7,6 +7,7 @@
 #include "data.h"
 #include "model.h"
 #include "optim.h"
+#include "pictures.h"
 #include "preprocess.h"
 #include "report.h"
 #include <dirent.h>
@@ -47,6 +48,7 @@ typedef struct run {
     double *epoch_seconds;
     double train_seconds;
     long train_images;
+    double last_train_loss;
 } run;
 
 static double now_seconds(void)
@@ -118,8 +120,13 @@ static int split_data(run *r, nr_error *err)
 static int load_data(run *r, int need_train, nr_error *err)
 {
     double t0 = now_seconds();
-    if (nr_data_load(&r->p->data, r->o.data_dir, &r->train_set, &r->test_set, err)) return -1;
-    if (!r->o.quiet)
+    if (r->o.shared_train) {
+        /* Borrowed: free_run leaves them to their owner. */
+        r->train_set = *r->o.shared_train;
+        r->test_set = *r->o.shared_test;
+    } else if (nr_data_load(&r->p->data, r->o.data_dir, &r->train_set, &r->test_set, err))
+        return -1;
+    if (!r->o.quiet && !r->o.shared_train)
         printf("data: %s (%d train, %d test images, loaded in %.1f s)\n", r->train_set.source, r->train_set.count,
                r->test_set.count, now_seconds() - t0);
     if (need_train) return split_data(r, err);
@@ -189,8 +196,18 @@ static void prepare_eval_batch(run *r, const eval_set *e, int first, int n)
     }
 }
 
-/* Mean loss and accuracy of the model (inference mode) over a set. */
-static void evaluate(run *r, const eval_set *e, double *loss, double *acc)
+/* Index of the largest of n values. */
+static int32_t argmax(const float *v, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+/* Mean loss and accuracy of the model (inference mode) over a set, and
+ * each sample's predicted class when pred is not NULL. */
+static void evaluate_pred(run *r, const eval_set *e, double *loss, double *acc, int32_t *pred)
 {
     double loss_sum = 0;
     long correct = 0;
@@ -198,12 +215,19 @@ static void evaluate(run *r, const eval_set *e, double *loss, double *acc)
         int n = e->count - first < r->batch ? e->count - first : r->batch;
         prepare_eval_batch(r, e, first, n);
         const float *out = nr_model_forward(&r->m, n, 0, r->seed, 0);
+        if (pred)
+            for (int j = 0; j < n; j++) pred[first + j] = argmax(out + (size_t)j * r->p->classes, r->p->classes);
         int c = 0;
         loss_sum += n * nr_loss_forward_backward(&r->t.loss, n, r->p->classes, out, r->labels, NULL, &c);
         correct += c;
     }
     *loss = e->count ? loss_sum / e->count : NAN;
     *acc = e->count ? (double)correct / e->count : NAN;
+}
+
+static void evaluate(run *r, const eval_set *e, double *loss, double *acc)
+{
+    evaluate_pred(r, e, loss, acc, NULL);
 }
 
 /* ---- checkpoints ------------------------------------------------------ */
@@ -420,12 +444,12 @@ static int isalnum_ascii(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* runs/<model>-<YYYYmmdd-HHMMSS>, the model name made safe for a path. */
-static void default_run_dir(const run *r, char *out, size_t n)
+/* runs/<model>-<tag><YYYYmmdd-HHMMSS>, the model name made safe for a path. */
+void nr_default_run_dir(const char *model, const char *tag, char *out, size_t n)
 {
     char name[256];
     size_t k = 0;
-    for (const char *c = r->p->model; *c && k < sizeof name - 1; c++)
+    for (const char *c = model; *c && k < sizeof name - 1; c++)
         name[k++] = (isalnum_ascii(*c) || *c == '-' || *c == '_' || *c == '.') ? *c : '_';
     name[k] = '\0';
     time_t t = time(NULL);
@@ -433,8 +457,8 @@ static void default_run_dir(const run *r, char *out, size_t n)
     localtime_r(&t, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    snprintf(out, n, "runs/%s-%s", name, stamp);
-    for (int i = 2; file_exists(out) && i < 1000; i++) snprintf(out, n, "runs/%s-%s-%d", name, stamp, i);
+    snprintf(out, n, "runs/%s-%s%s", name, tag, stamp);
+    for (int i = 2; file_exists(out) && i < 1000; i++) snprintf(out, n, "runs/%s-%s%s-%d", name, tag, stamp, i);
 }
 
 /* The newest runs/<model>-* holding a last.safetensors, for --resume without --out. */
@@ -467,7 +491,7 @@ static int setup_run_dir(run *r, nr_error *err)
         if (newest_run_dir(r, r->dir, sizeof r->dir))
             return nr_fail(err, "--resume: no run of %s with a checkpoint under runs/; name the run with --out DIR",
                            r->p->model);
-    } else default_run_dir(r, r->dir, sizeof r->dir);
+    } else nr_default_run_dir(r->p->model, "", r->dir, sizeof r->dir);
     path_in(r, ck, sizeof ck, "last.safetensors");
     if (r->o.resume && !file_exists(ck))
         return nr_fail(err, "--resume: %s has no checkpoint (no %s)", r->dir, ck);
@@ -533,6 +557,8 @@ static void write_summary_json(FILE *f, void *arg)
     for (int e = 0; e < r->epoch_done && r->epoch_seconds; e++)
         if (r->epoch_seconds[e] > 0) nr_json_num(&j, r->epoch_seconds[e]);
     nr_json_close(&j, '[');
+    nr_json_key(&j, "final_train_loss"), nr_json_num(&j, r->epoch_done ? r->last_train_loss : NAN);
+    nr_json_key(&j, "train_seconds"), nr_json_num(&j, r->train_seconds);
     nr_json_key(&j, "images_per_second"),
         nr_json_num(&j, r->train_seconds > 0 ? r->train_images / r->train_seconds : NAN);
     nr_json_key(&j, "validation_accuracy"), nr_json_num(&j, r->nval ? s->val_acc : NAN);
@@ -573,8 +599,10 @@ static int alloc_run(run *r, nr_error *err)
 static void free_run(run *r)
 {
     nr_model_free(&r->m);
-    nr_dataset_free(&r->train_set);
-    nr_dataset_free(&r->test_set);
+    if (!r->o.shared_train) {
+        nr_dataset_free(&r->train_set);
+        nr_dataset_free(&r->test_set);
+    }
     nr_free(r->train_idx);
     nr_free(r->val_idx);
     nr_free(r->optim_state);
@@ -674,11 +702,12 @@ static void evaluate_epoch(run *r, nr_epoch_row *row)
     }
 }
 
-/* Test accuracy, clean and at each noise level; prints the table. */
-static void final_test(run *r, summary *s, nr_noise_row *rows)
+/* Test accuracy, clean and at each noise level; prints the table.
+ * pred (r->ntest entries) receives the clean predictions. */
+static void final_test(run *r, summary *s, nr_noise_row *rows, int32_t *pred)
 {
     eval_set e = { &r->test_set, NULL, r->ntest, -1 };
-    evaluate(r, &e, &s->test_loss, &s->test_acc);
+    evaluate_pred(r, &e, &s->test_loss, &s->test_acc, pred);
     for (int l = 0; l < r->p->noise.nstd; l++) {
         eval_set en = { &r->test_set, NULL, r->ntest, l };
         rows[l].std = r->p->noise.std[l];
@@ -695,6 +724,75 @@ static int write_summary(run *r, summary *s, nr_error *err)
     char path[2200];
     path_in(r, path, sizeof path, "summary.json");
     return nr_write_atomic(path, write_summary_json, s, err);
+}
+
+/* The page of a run: summary, epochs, noise table and pictures. */
+static int write_page(run *r, const summary *s, const char *dir, const nr_report_epoch *epochs, int nepochs,
+                      int with_curves, nr_error *err)
+{
+    char params[32], batch[32], lr[32], seed[32], test_acc[32], val_acc[32], ips[32], ntrain[32], ntest[32];
+    snprintf(params, sizeof params, "%zu", r->m.nparams);
+    snprintf(batch, sizeof batch, "%d", r->batch);
+    snprintf(lr, sizeof lr, "%g", r->lr);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
+    snprintf(test_acc, sizeof test_acc, "%.2f%%", 100 * s->test_acc);
+    snprintf(val_acc, sizeof val_acc, r->nval ? "%.2f%%" : "-", 100 * s->val_acc);
+    snprintf(ips, sizeof ips, "%.0f", r->train_seconds > 0 ? r->train_images / r->train_seconds : 0.0);
+    snprintf(ntrain, sizeof ntrain, "%d (+ %d validation)", r->ntrain, r->nval);
+    snprintf(ntest, sizeof ntest, "%d", r->ntest);
+    nr_report_kv kv[] = {
+        { "model", r->p->model }, { "source", r->p->source }, { "overrides", r->p->overrides },
+        { "dataset", r->test_set.source }, { "training images", ntrain }, { "test images", ntest },
+        { "parameters", params }, { "optimizer", optimizer_name(&r->t.optim) }, { "learning rate", lr },
+        { "batch", batch }, { "seed", seed }, { "validation accuracy", val_acc }, { "test accuracy", test_acc },
+        { "training images per second", ips }, { "device", "cpu" }, { "status", s->status },
+    };
+    /* The noise table starts with the clean accuracy (std 0). */
+    double stds[65] = { 0 }, accs[65] = { s->tested ? s->test_acc : NAN };
+    int nnoise = s->tested ? 1 : 0;
+    for (int i = 0; i < s->nnoise && nnoise < 65; i++, nnoise++) stds[nnoise] = s->noise[i].std, accs[nnoise] = s->noise[i].acc;
+    static const char *const curve_images[] = { "loss.png", "accuracy.png", "samples.png", "confusion.png" };
+    static const char *const curve_caps[] = { "loss per epoch", "accuracy per epoch",
+                                              "test images, correctly (green) and wrongly (red) classified",
+                                              "confusion matrix of the test set" };
+    int first = with_curves ? 0 : 2;
+    char title[300], path[2300];
+    snprintf(title, sizeof title, "%s: %s report", r->p->model, with_curves ? "training" : "test");
+    nr_report rep = { title, kv, (int)(sizeof kv / sizeof kv[0]), epochs, nepochs, stds, accs, nnoise,
+                      s->tested ? s->test_acc : NAN, curve_images + first, curve_caps + first, 4 - first };
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    return nr_report_html(path, &rep, err);
+}
+
+/* The pictures and report.html of a run directory (with_curves: of a
+ * training run, from its metrics.csv). */
+static int write_reports(run *r, const summary *s, const int32_t *pred, const char *dir, int with_curves,
+                         nr_error *err)
+{
+    nr_report_epoch *epochs = NULL;
+    int nepochs = 0, rc = 0;
+    if (with_curves) {
+        rc = nr_read_metrics(dir, &epochs, &nepochs, err);
+        if (!rc) rc = nr_write_curves(dir, r->p->model, epochs, nepochs, err);
+    }
+    if (!rc) rc = nr_write_test_pictures(dir, r->p, &r->test_set, r->ntest, pred, r->seed, err);
+    if (!rc) rc = write_page(r, s, dir, epochs, nepochs, with_curves, err);
+    free(epochs);
+    return rc;
+}
+
+/* Where PROG test puts its pictures: --out, else beside the weights. */
+static int test_pictures_dir(run *r, const nr_run_opts *o, char *out, size_t n, nr_error *err)
+{
+    if (o->out_dir) snprintf(out, n, "%s", o->out_dir);
+    else {
+        snprintf(out, n, "%s", o->weights);
+        char *slash = strrchr(out, '/');
+        if (slash) *slash = '\0';
+        else snprintf(out, n, ".");
+    }
+    (void)r;
+    return make_dirs(out, err);
 }
 
 static void print_header(const run *r)
@@ -726,6 +824,7 @@ static int train_loop(run *r, nr_error *err)
         evaluate_epoch(r, &row);
         r->epoch_done = epoch + 1;
         r->epoch_seconds[epoch] = row.seconds;
+        r->last_train_loss = row.train_loss;
         if (!r->o.quiet) nr_print_epoch(stdout, &row);
         rc = nr_metrics_append(metrics, &row, err);
         if (!rc) rc = save_checkpoint(r, "last.safetensors", 1, err);
@@ -771,8 +870,21 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
             eval_set e = { &r.train_set, r.val_idx, r.nval, -1 };
             evaluate(&r, &e, &s.val_loss, &s.val_acc);
         }
-        if (!rc) final_test(&r, &s, rows);
+        int32_t *pred = rc ? NULL : nr_alloc((size_t)(r.ntest ? r.ntest : 1) * sizeof *pred);
+        if (!rc && !pred) rc = nr_fail(err, "out of memory");
+        if (!rc) final_test(&r, &s, rows, pred);
         if (!rc) rc = write_summary(&r, &s, err);
+        if (!rc) rc = write_reports(&r, &s, pred, r.dir, 1, err);
+        nr_free(pred);
+        if (!rc && r.o.result) {
+            nr_run_result *res = r.o.result;
+            res->train_loss = r.last_train_loss;
+            res->val_acc = r.nval ? s.val_acc : NAN;
+            res->test_acc = s.test_acc;
+            res->seconds = r.train_seconds;
+            res->epochs = r.epoch_done;
+            snprintf(res->dir, sizeof res->dir, "%s", r.dir);
+        }
         if (!rc && !r.o.quiet) printf("\nweights: %s/model.safetensors; log: %s/metrics.csv; summary: %s/summary.json\n",
                                       r.dir, r.dir, r.dir);
     } else if (rc == NR_EXIT_NONFINITE && r.m.params) {
@@ -804,7 +916,12 @@ int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
         summary s = { &r, 0, NAN, NAN, NAN, NAN, NULL, 0, "tested" };
         nr_noise_row rows[64];
         if (!r.o.quiet) printf("model %s: weights %s\n", p->model, o->weights);
-        final_test(&r, &s, rows);
+        int32_t *pred = nr_alloc((size_t)(r.ntest ? r.ntest : 1) * sizeof *pred);
+        if (!pred) rc = nr_fail(err, "out of memory");
+        if (!rc) final_test(&r, &s, rows, pred);
+        if (!rc) rc = test_pictures_dir(&r, o, r.dir, sizeof r.dir, err);
+        if (!rc) rc = write_reports(&r, &s, pred, r.dir, 0, err);
+        nr_free(pred);
     }
     free_run(&r);
     return rc;

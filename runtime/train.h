@@ -5,6 +5,16 @@
 #include "netrt.h"
 #include "nr_error.h"
 
+#include "data.h"
+
+/* What a finished run reports to its caller (a sweep). */
+typedef struct nr_run_result {
+    double train_loss, val_acc, test_acc;   /* NaN when absent */
+    double seconds;                          /* training time */
+    int epochs;
+    char dir[2400];
+} nr_run_result;
+
 typedef struct nr_run_opts {
     const char *data_dir;         /* --data */
     int epochs, batch;            /* 0: the model's */
@@ -17,6 +27,9 @@ typedef struct nr_run_opts {
     int train_limit, test_limit;  /* 0: all images */
     int progress;                 /* draw a progress bar (stdout is a terminal) */
     int quiet;
+    const nr_dataset *shared_train;  /* already loaded (a sweep shares them), or NULL */
+    const nr_dataset *shared_test;
+    nr_run_result *result;        /* filled when not NULL */
 } nr_run_opts;
 
 /* Exit statuses beyond 0/1/2 that callers may want to tell apart. */
@@ -26,4 +39,10 @@ enum { NR_EXIT_NONFINITE = 3 };
  * being finite (err says where; the last good checkpoint is kept). */
 int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err);
 int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err);
+/* Every point of the program's sweeps (or those named in `only`, a
+ * comma-separated list of swept names), one run directory each under the
+ * sweep's directory, then the table, sweep.csv and the plots. */
+int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr_error *err);
+/* runs/<model>-<tag><date>-<time>, not yet existing. */
+void nr_default_run_dir(const char *model, const char *tag, char *out, size_t n);
 #endif

@@ -84,6 +84,22 @@ check "the run holds checkpoints and records" test -s "$tmp/run/last.safetensors
     -a -s "$tmp/run/summary.json" -a -s "$tmp/run/metrics.csv"
 check "nothing temporary is left in the run directory" sh -c "! ls '$tmp/run' | grep -q tmp"
 
+# Reports: the pictures are PNG files and report.html shows only files that exist.
+png_ok() { [ "$(head -c 8 "$1" 2> /dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
+bad=""
+for f in loss accuracy samples confusion; do png_ok "$tmp/run/$f.png" || bad="$bad $f.png"; done
+if [ -z "$bad" ]; then report ok "the run directory holds the curves, sample and confusion pictures as PNG"
+else echo "not PNG or missing:$bad" > "$tmp/why"; report fail "the run's pictures are PNG files" "$tmp/why"; fi
+refs=$(grep -o 'src="[^"]*"' "$tmp/run/report.html" 2> /dev/null | sed 's/src="//; s/"$//')
+missing=""
+for f in $refs; do [ -f "$tmp/run/$f" ] || missing="$missing $f"; done
+if [ -n "$refs" ] && [ -z "$missing" ] && grep -q '</html>' "$tmp/run/report.html"; then
+    report ok "report.html is complete and shows $(echo $refs | wc -w) pictures that exist"
+else
+    echo "references: $refs; missing:$missing" > "$tmp/why"
+    report fail "report.html references existing pictures" "$tmp/why"
+fi
+
 # Resume: 1 epoch, then --resume to 2, gives the uninterrupted run's weights bit for bit.
 "$prog" train "${common[@]}" --epochs 1 --out "$tmp/half" > "$tmp/half.out" 2>&1 &&
     "$prog" train "${common[@]}" --epochs 2 --out "$tmp/half" --resume > "$tmp/resume.out" 2>&1
@@ -140,6 +156,71 @@ else
     report fail "corrupt weights are an error naming the file (exit $rc)" "$tmp/badw.out"
 fi
 
+# test --weights draws the test-side pictures into --out.
+"$prog" test "${common[@]}" --weights "$tmp/run/model.safetensors" --out "$tmp/testpics" > "$tmp/why" 2>&1
+if png_ok "$tmp/testpics/samples.png" && png_ok "$tmp/testpics/confusion.png" && [ -f "$tmp/testpics/report.html" ]; then
+    report ok "test --weights writes the sample grid, confusion matrix and report.html"
+else
+    report fail "test --weights writes the test pictures" "$tmp/why"
+fi
+
+# A sweep: every point trained once (a point equal to an earlier one is not
+# trained again), one directory each, a table, sweep.csv and a plot per sweep.
+cat > "$tmp/tiny.net" <<'EOF'
+param lr = 0.01
+param act = relu
+sweep lr = [0.003, 0.01]
+sweep act = [relu, tanh]
+model tiny {
+    input = [1, 28, 28]
+    classes = 10
+    conv1: conv(4, kernel=5, stride=2)
+    act1:  $act
+    flat:  flatten
+    fc:    dense(10)
+}
+data {
+    dataset = fashion_mnist
+    validation = 200
+}
+train {
+    epochs = 1
+    batch = 50
+    optimizer = sgd(lr=$lr, momentum=0.9)
+}
+EOF
+"$netc" "$tmp/tiny.net" -o "$tmp/tiny" > "$tmp/why" 2>&1 || report fail "netc compiles a model with sweeps" "$tmp/why"
+"$tmp/tiny" sweep --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/sweep" > "$tmp/sweep.out" 2>&1
+rc=$?
+rows=$(tail -n +2 "$tmp/sweep/sweep.csv" 2> /dev/null | wc -l)
+trained=$(ls -d "$tmp/sweep"/0*-* 2> /dev/null | wc -l)
+if [ $rc = 0 ] && [ "$rows" = 4 ] && [ "$trained" = 3 ] && grep -q "not trained again" "$tmp/sweep.out"; then
+    report ok "sweep: 4 points, 3 trained (one equals an earlier point), 4 rows in sweep.csv"
+else
+    report fail "sweep runs every point (exit $rc, $rows rows, $trained runs)" "$tmp/sweep.out"
+fi
+if png_ok "$tmp/sweep/sweep-lr.png" && png_ok "$tmp/sweep/sweep-act.png" && grep -q "^act  *tanh" "$tmp/sweep.out"; then
+    report ok "sweep: the results table and one plot per sweep"
+else
+    report fail "sweep: the results table and one plot per sweep" "$tmp/sweep.out"
+fi
+"$tmp/tiny" sweep --sweep width --data "$tmp/data" --out "$tmp/sweep2" > "$tmp/why" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "no sweep 'width'; its sweeps are 'lr', 'act'" "$tmp/why"; then
+    report ok "sweep --sweep with an unknown name lists the sweeps"
+else
+    report fail "sweep --sweep with an unknown name lists the sweeps (exit $rc)" "$tmp/why"
+fi
+cut -d, -f1-5 "$tmp/sweep/sweep.csv" > "$tmp/sweep.before" 2> /dev/null
+"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/sweep" > "$tmp/resume.out" 2>&1
+rc=$?
+cut -d, -f1-5 "$tmp/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
+if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
+    report ok "sweep --resume keeps finished points and their results"
+else
+    report fail "sweep --resume keeps finished points (exit $rc)" "$tmp/resume.out"
+fi
+
 # A diverging run stops with exit status 3 and says where.
 nanprog=$tmp/lenet_sgd
 "$netc" -D act=relu -D opt=sgd -D lr=1e30 models/lenet5_fashion.net -o "$nanprog" > "$tmp/why" 2>&1 ||
@@ -173,6 +254,7 @@ mkdir -p "$evil_dir"
 evil="$evil_dir/"'a"b\c??=*%n%s$(touch PWNED)'$'\n''x.net'
 cat > "$evil" <<'EOF'
 param tag = "\"); system(\"touch PWNED\"); (\"*/ ??/ %n %s \\"
+sweep tag = ["*/ #error injected /*", "\n#error injected\n"]
 model m {
     input = [1, 28, 28]
     classes = 10

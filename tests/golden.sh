@@ -4,6 +4,7 @@
 #    (caret lines included), exit status 1 when it holds an error, else 0;
 #  - models/*.net: check clean, and --print-shapes equals tests/golden/NAME.shapes,
 #    and --emit-c equals tests/golden/NAME.c;
+#  - a few models: --print-kernels equals tests/golden/NAME.kernels;
 #  - examples/*.net: clean, or (listed in examples/BAD) stderr equals tests/golden/NAME.err.
 # Runs from the source tree so paths in diagnostics are stable.
 # Set NETC_UPDATE_GOLDEN=1 to rewrite the expected files from the current output.
@@ -73,6 +74,18 @@ for f in models/*.net; do
         compare "tests/golden/$name.c" "$tmp/out" "$f emits the golden C"
     else
         report fail "$f emits C" "$tmp/err"
+    fi
+done
+
+# The GPU fusion plan (netc --print-kernels) of a few models is golden too;
+# that the emitted CUDA compiles is tests/nvrtc_models.sh's business.
+for name in lenet5_mnist cifar_hw02 lenet5_mnist_sam mlp_mnist; do
+    f=models/$name.net
+    [ -e "$f" ] || continue
+    if "$netc" --print-kernels --color=never "$f" > "$tmp/out" 2> "$tmp/err" && [ ! -s "$tmp/err" ]; then
+        compare "tests/golden/$name.kernels" "$tmp/out" "$f prints the golden fusion plan"
+    else
+        report fail "$f prints its fusion plan" "$tmp/err"
     fi
 done
 

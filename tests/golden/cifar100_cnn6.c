@@ -160,10 +160,106 @@ static const nr_layer layers[] = {
     },
 };
 
+/* sweep point 0 (see sweep_points) */
+static const nr_aug_op augment_ops_p0[] = {
+    { .kind = NR_AUG_HFLIP, .p = 0.5 },
+};
+static const nr_program program_p0 = {
+    .abi = NR_ABI_VERSION,
+    .model = "cifar100_cnn6",
+    .source = "models/cifar100_cnn6.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 3, .in_h = 32, .in_w = 32,
+    .classes = 100,
+    .layers = layers, .nlayers = 27, .params = 5602980,
+    .data = {
+        .dataset = NR_DS_CIFAR100, .name = "cifar100", .path = NULL,
+        .validation = 0, .channels = 3, .height = 32, .width = 32, .classes = 100,
+        .resize = 32, .resize_bicubic = 1,
+        .nnorm = 3, .mean = { 0.5, 0.5, 0.5 }, .std = { 0.5, 0.5, 0.5 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p0, .nops = 1 },
+    .train = {
+        .epochs = 30, .batch = 200, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 1 (see sweep_points) */
+static const nr_aug_op augment_ops_p1[] = {
+    { .kind = NR_AUG_HFLIP, .p = 0.5 },
+};
+static const nr_program program_p1 = {
+    .abi = NR_ABI_VERSION,
+    .model = "cifar100_cnn6",
+    .source = "models/cifar100_cnn6.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 3, .in_h = 32, .in_w = 32,
+    .classes = 100,
+    .layers = layers, .nlayers = 27, .params = 5602980,
+    .data = {
+        .dataset = NR_DS_CIFAR100, .name = "cifar100", .path = NULL,
+        .validation = 0, .channels = 3, .height = 32, .width = 32, .classes = 100,
+        .resize = 32, .resize_bicubic = 1,
+        .nnorm = 3, .mean = { 0.5, 0.5, 0.5 }, .std = { 0.5, 0.5, 0.5 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p1, .nops = 1 },
+    .train = {
+        .epochs = 30, .batch = 200, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.005, .momentum = 0.9, .dampening = 0, .nesterov = 0, .weight_decay = 0.0005,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 10, .gamma = 0.5, .per_iteration = 0 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 2 (see sweep_points) */
+static const nr_aug_op augment_ops_p2[] = {
+    { .kind = NR_AUG_HFLIP, .p = 0.5 },
+};
+static const nr_program program_p2 = {
+    .abi = NR_ABI_VERSION,
+    .model = "cifar100_cnn6",
+    .source = "models/cifar100_cnn6.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 3, .in_h = 32, .in_w = 32,
+    .classes = 100,
+    .layers = layers, .nlayers = 27, .params = 5602980,
+    .data = {
+        .dataset = NR_DS_CIFAR100, .name = "cifar100", .path = NULL,
+        .validation = 0, .channels = 3, .height = 32, .width = 32, .classes = 100,
+        .resize = 32, .resize_bicubic = 1,
+        .nnorm = 3, .mean = { 0.5, 0.5, 0.5 }, .std = { 0.5, 0.5, 0.5 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p2, .nops = 1 },
+    .train = {
+        .epochs = 30, .batch = 200, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.005, .momentum = 0.9, .dampening = 0, .nesterov = 0, .weight_decay = 0.0005,
+        },
+        .schedule = { .kind = NR_SCHED_COSINE, .t_max = 0, .eta_min = 0, .per_iteration = 0 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+static const nr_sweep_point sweep_points[] = {
+    { "opt, sched", "[adam(lr=0.001), constant]", &program_p0, -1 },
+    { "opt, sched", "[sgd(lr=0.005, momentum=0.9, weight_decay=0.0005), step(step=10, gamma=0.5)]", &program_p1, -1 },
+    { "opt, sched", "[sgd(lr=0.005, momentum=0.9, weight_decay=0.0005), cosine]", &program_p2, -1 },
+};
+
+/* the model as written (every parameter at its base value) */
 static const nr_aug_op augment_ops[] = {
     { .kind = NR_AUG_HFLIP, .p = 0.5 },
 };
-
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "cifar100_cnn6",
@@ -188,6 +284,7 @@ static const nr_program program = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],
 };
 
 int main(int argc, char **argv)

@@ -108,7 +108,7 @@ static const nr_layer layers[] = {
     },
 };
 
-
+/* the model as written (every parameter at its base value) */
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "cifar_hw02",

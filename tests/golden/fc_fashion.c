@@ -28,7 +28,7 @@ static const nr_layer layers[] = {
     },
 };
 
-
+/* the model as written (every parameter at its base value) */
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "fc_fashion",

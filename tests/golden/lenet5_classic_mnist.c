@@ -78,10 +78,169 @@ static const nr_layer layers[] = {
     },
 };
 
+/* sweep point 0 (see sweep_points) */
+static const nr_aug_op augment_ops_p0[] = {
+    { .kind = NR_AUG_NOISE, .std = 0, .clamp = 1, .lo = 0, .hi = 1, .after_normalize = 0 },
+};
+static const nr_program program_p0 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_classic_mnist",
+    .source = "models/lenet5_classic_mnist.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 13, .params = 61706,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p0, .nops = 1 },
+    .train = {
+        .epochs = 10, .batch = 64, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.01, .momentum = 0.9, .dampening = 0, .nesterov = 0, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+/* sweep point 1 (see sweep_points) */
+static const nr_layer layers_p1[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "bn1", .kind = NR_BATCHNORM,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .eps = 1e-05, .momentum = 0.1, .affine = 1,
+    },
+    {
+        .name = "act1", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+    },
+    {
+        .name = "pool1", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 6, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "bn2", .kind = NR_BATCHNORM,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .eps = 1e-05, .momentum = 0.1, .affine = 1,
+    },
+    {
+        .name = "act2", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+    },
+    {
+        .name = "pool2", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 16, .in_h = 5, .in_w = 5,
+        .out_rank = 1, .out_c = 400, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 400, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "drop1", .kind = NR_DROPOUT,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+        .p = 0.5,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act4", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "drop2", .kind = NR_DROPOUT,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .p = 0.5,
+    },
+    {
+        .name = "fc3", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "out", .kind = NR_LOG_SOFTMAX,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+    },
+};
+static const nr_aug_op augment_ops_p1[] = {
+    { .kind = NR_AUG_NOISE, .std = 0.3, .clamp = 1, .lo = 0, .hi = 1, .after_normalize = 0 },
+};
+static const nr_program program_p1 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_classic_mnist",
+    .source = "models/lenet5_classic_mnist.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p1, .nlayers = 17, .params = 61750,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p1, .nops = 1 },
+    .train = {
+        .epochs = 30, .batch = 64, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.001, .momentum = 0.9, .dampening = 0, .nesterov = 0, .weight_decay = 0.0005,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 10, .gamma = 0.1, .per_iteration = 0 },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+static const nr_sweep_point sweep_points[] = {
+    { "batchnorm, dropout, noise_std, lr, weight_decay, sched, epochs", "[false, false, 0, 0.01, 0, constant, 10]", &program_p0, -1 },
+    { "batchnorm, dropout, noise_std, lr, weight_decay, sched, epochs", "[true, true, 0.3, 0.001, 0.0005, step(step=10, gamma=0.1), 30]", &program_p1, -1 },
+};
+
+/* the model as written (every parameter at its base value) */
 static const nr_aug_op augment_ops[] = {
     { .kind = NR_AUG_NOISE, .std = 0, .clamp = 1, .lo = 0, .hi = 1, .after_normalize = 0 },
 };
-
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_classic_mnist",
@@ -104,6 +263,7 @@ static const nr_program program = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_NLL },
     },
+    .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],
 };
 
 int main(int argc, char **argv)

@@ -73,7 +73,1316 @@ static const nr_layer layers[] = {
     },
 };
 
+/* sweep point 0 (see sweep_points) */
+static const nr_program program_p0 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
 
+/* sweep point 1 (see sweep_points) */
+static const nr_program program_p1 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0002, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 2 (see sweep_points) */
+static const nr_program program_p2 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0004, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 3 (see sweep_points) */
+static const nr_program program_p3 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0008, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 4 (see sweep_points) */
+static const nr_program program_p4 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0016, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 5 (see sweep_points) */
+static const nr_program program_p5 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0032, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 6 (see sweep_points) */
+static const nr_program program_p6 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0064, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 7 (see sweep_points) */
+static const nr_program program_p7 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.0128, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 8 (see sweep_points) */
+static const nr_program program_p8 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 10, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 9 (see sweep_points) */
+static const nr_program program_p9 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 20, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 10 (see sweep_points) */
+static const nr_program program_p10 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 40, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 11 (see sweep_points) */
+static const nr_program program_p11 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 80, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 12 (see sweep_points) */
+static const nr_program program_p12 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 160, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 13 (see sweep_points) */
+static const nr_program program_p13 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 320, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 14 (see sweep_points) */
+static const nr_program program_p14 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 640, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 15 (see sweep_points) */
+static const nr_program program_p15 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 1280, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 16 (see sweep_points) */
+static const nr_program program_p16 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 17 (see sweep_points) */
+static const nr_program program_p17 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.001, .momentum = 0, .dampening = 0, .nesterov = 0, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 18 (see sweep_points) */
+static const nr_program program_p18 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_RMSPROP, .lr = 0.001, .alpha = 0.99, .eps = 1e-08, .momentum = 0, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 20 (see sweep_points) */
+static const nr_program program_p20 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_MSE, .mse_softmax = 1 },
+    },
+};
+
+/* sweep point 21 (see sweep_points) */
+static const nr_program program_p21 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_MULTI_MARGIN, .margin = 1, .p = 1 },
+    },
+};
+
+/* sweep point 23 (see sweep_points) */
+static const nr_layer layers_p23[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_RELU,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+    },
+    {
+        .name = "pool1", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 6, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_RELU,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+    },
+    {
+        .name = "pool2", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv3", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 16, .in_h = 5, .in_w = 5,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_RELU,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+    {
+        .name = "act4", .kind = NR_RELU,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+};
+static const nr_program program_p23 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p23, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 24 (see sweep_points) */
+static const nr_layer layers_p24[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_LEAKY_RELU,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .slope = 0.01,
+    },
+    {
+        .name = "pool1", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 6, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_LEAKY_RELU,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .slope = 0.01,
+    },
+    {
+        .name = "pool2", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv3", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 16, .in_h = 5, .in_w = 5,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_LEAKY_RELU,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .slope = 0.01,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+    {
+        .name = "act4", .kind = NR_LEAKY_RELU,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .slope = 0.01,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+};
+static const nr_program program_p24 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p24, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 26 (see sweep_points) */
+static const nr_layer layers_p26[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+    },
+    {
+        .name = "pool1", .kind = NR_MAXPOOL,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 6, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+    },
+    {
+        .name = "pool2", .kind = NR_MAXPOOL,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv3", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 16, .in_h = 5, .in_w = 5,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+    {
+        .name = "act4", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+};
+static const nr_program program_p26 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p26, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 28 (see sweep_points) */
+static const nr_layer layers_p28[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "bn1", .kind = NR_BATCHNORM,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .eps = 1e-05, .momentum = 0.1, .affine = 1,
+    },
+    {
+        .name = "act1", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+    },
+    {
+        .name = "pool1", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 6, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "bn2", .kind = NR_BATCHNORM,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .eps = 1e-05, .momentum = 0.1, .affine = 1,
+    },
+    {
+        .name = "act2", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+    },
+    {
+        .name = "pool2", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv3", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 16, .in_h = 5, .in_w = 5,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "bn3", .kind = NR_BATCHNORM,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .eps = 1e-05, .momentum = 0.1, .affine = 1,
+    },
+    {
+        .name = "act3", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+    {
+        .name = "act4", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+};
+static const nr_program program_p28 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p28, .nlayers = 15, .params = 61990,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 30 (see sweep_points) */
+static const nr_layer layers_p30[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 28, .out_w = 28,
+    },
+    {
+        .name = "pool1", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 6, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 6, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 6, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 10, .out_w = 10,
+    },
+    {
+        .name = "pool2", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 16, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 16, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv3", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 16, .in_h = 5, .in_w = 5,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 120, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 120, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+    {
+        .name = "act4", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "drop1", .kind = NR_DROPOUT,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .p = 0.3,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+};
+static const nr_program program_p30 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p30, .nlayers = 13, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 32 (see sweep_points) */
+static const nr_layer layers_p32[] = {
+    {
+        .name = "conv1", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 32, .out_h = 28, .out_w = 28,
+        .kernel = 5, .stride = 1, .padding = 2, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 32, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 32, .out_h = 28, .out_w = 28,
+    },
+    {
+        .name = "pool1", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 32, .in_h = 28, .in_w = 28,
+        .out_rank = 3, .out_c = 32, .out_h = 14, .out_w = 14,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv2", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 32, .in_h = 14, .in_w = 14,
+        .out_rank = 3, .out_c = 64, .out_h = 10, .out_w = 10,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 64, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 64, .out_h = 10, .out_w = 10,
+    },
+    {
+        .name = "pool2", .kind = NR_AVGPOOL,
+        .in_rank = 3, .in_c = 64, .in_h = 10, .in_w = 10,
+        .out_rank = 3, .out_c = 64, .out_h = 5, .out_w = 5,
+        .kernel = 2, .stride = 2, .padding = 0,
+    },
+    {
+        .name = "conv3", .kind = NR_CONV,
+        .in_rank = 3, .in_c = 64, .in_h = 5, .in_w = 5,
+        .out_rank = 3, .out_c = 256, .out_h = 1, .out_w = 1,
+        .kernel = 5, .stride = 1, .padding = 0, .reflect = 0, .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_TANH,
+        .in_rank = 3, .in_c = 256, .in_h = 1, .in_w = 1,
+        .out_rank = 3, .out_c = 256, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 256, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 256, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 256, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+    {
+        .name = "act4", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 84, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 84, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
+    },
+};
+static const nr_program program_p32 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p32, .nlayers = 12, .params = 484390,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 33 (see sweep_points) */
+static const nr_program program_p33 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 100, .gamma = 0.9, .per_iteration = 1 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 34 (see sweep_points) */
+static const nr_program program_p34 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 200, .gamma = 0.9, .per_iteration = 1 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 35 (see sweep_points) */
+static const nr_program program_p35 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 400, .gamma = 0.9, .per_iteration = 1 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 36 (see sweep_points) */
+static const nr_program program_p36 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 800, .gamma = 0.9, .per_iteration = 1 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 37 (see sweep_points) */
+static const nr_program program_p37 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 1600, .gamma = 0.9, .per_iteration = 1 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+/* sweep point 38 (see sweep_points) */
+static const nr_program program_p38 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_fashion",
+    .source = "models/lenet5_fashion.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_FASHION_MNIST, .name = "fashion_mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 20, .batch = 100, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_STEP, .step = 3200, .gamma = 0.9, .per_iteration = 1 },
+        .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+};
+
+static const nr_sweep_point sweep_points[] = {
+    { "lr", "0.0001", &program_p0, -1 },
+    { "lr", "0.0002", &program_p1, -1 },
+    { "lr", "0.0004", &program_p2, -1 },
+    { "lr", "0.0008", &program_p3, -1 },
+    { "lr", "0.0016", &program_p4, -1 },
+    { "lr", "0.0032", &program_p5, -1 },
+    { "lr", "0.0064", &program_p6, -1 },
+    { "lr", "0.0128", &program_p7, -1 },
+    { "batch", "10", &program_p8, -1 },
+    { "batch", "20", &program_p9, -1 },
+    { "batch", "40", &program_p10, -1 },
+    { "batch", "80", &program_p11, -1 },
+    { "batch", "160", &program_p12, -1 },
+    { "batch", "320", &program_p13, -1 },
+    { "batch", "640", &program_p14, -1 },
+    { "batch", "1280", &program_p15, -1 },
+    { "opt", "adam", &program_p16, -1 },
+    { "opt", "sgd", &program_p17, -1 },
+    { "opt", "rmsprop", &program_p18, -1 },
+    { "loss", "cross_entropy", &program_p16, 16 },
+    { "loss", "mse", &program_p20, -1 },
+    { "loss", "multi_margin", &program_p21, -1 },
+    { "act", "tanh", &program_p16, 16 },
+    { "act", "relu", &program_p23, -1 },
+    { "act", "leaky_relu", &program_p24, -1 },
+    { "pool", "avgpool", &program_p16, 16 },
+    { "pool", "maxpool", &program_p26, -1 },
+    { "batchnorm", "false", &program_p16, 16 },
+    { "batchnorm", "true", &program_p28, -1 },
+    { "dropout", "false", &program_p16, 16 },
+    { "dropout", "true", &program_p30, -1 },
+    { "c1, c2, c3", "[6, 16, 120]", &program_p16, 16 },
+    { "c1, c2, c3", "[32, 64, 256]", &program_p32, -1 },
+    { "sched", "step(step=100, gamma=0.9, per=iteration)", &program_p33, -1 },
+    { "sched", "step(step=200, gamma=0.9, per=iteration)", &program_p34, -1 },
+    { "sched", "step(step=400, gamma=0.9, per=iteration)", &program_p35, -1 },
+    { "sched", "step(step=800, gamma=0.9, per=iteration)", &program_p36, -1 },
+    { "sched", "step(step=1600, gamma=0.9, per=iteration)", &program_p37, -1 },
+    { "sched", "step(step=3200, gamma=0.9, per=iteration)", &program_p38, -1 },
+};
+
+/* the model as written (every parameter at its base value) */
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -96,6 +1405,7 @@ static const nr_program program = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],
 };
 
 int main(int argc, char **argv)

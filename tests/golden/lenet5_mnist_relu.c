@@ -73,10 +73,163 @@ static const nr_layer layers[] = {
     },
 };
 
+/* sweep point 0 (see sweep_points) */
+static const nr_aug_op augment_ops_p0[] = {
+    { .kind = NR_AUG_ROTATE, .degrees = 0, .bilinear = 0, .fill = 0 },
+};
+static const nr_program program_p0 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_mnist_relu",
+    .source = "models/lenet5_mnist_relu.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+        .nnorm = 1, .mean = { 0 }, .std = { 1 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p0, .nops = 1 },
+    .train = {
+        .epochs = 20, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+/* sweep point 1 (see sweep_points) */
+static const nr_aug_op augment_ops_p1[] = {
+    { .kind = NR_AUG_ROTATE, .degrees = 0, .bilinear = 0, .fill = 0 },
+};
+static const nr_program program_p1 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_mnist_relu",
+    .source = "models/lenet5_mnist_relu.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+        .nnorm = 1, .mean = { 0.5 }, .std = { 0.5 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p1, .nops = 1 },
+    .train = {
+        .epochs = 20, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+/* sweep point 2 (see sweep_points) */
+static const nr_aug_op augment_ops_p2[] = {
+    { .kind = NR_AUG_ROTATE, .degrees = 5, .bilinear = 0, .fill = 0 },
+};
+static const nr_program program_p2 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_mnist_relu",
+    .source = "models/lenet5_mnist_relu.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+        .nnorm = 1, .mean = { 0 }, .std = { 1 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p2, .nops = 1 },
+    .train = {
+        .epochs = 20, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+/* sweep point 3 (see sweep_points) */
+static const nr_aug_op augment_ops_p3[] = {
+    { .kind = NR_AUG_ROTATE, .degrees = 5, .bilinear = 0, .fill = 0 },
+};
+static const nr_program program_p3 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_mnist_relu",
+    .source = "models/lenet5_mnist_relu.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+        .nnorm = 1, .mean = { 0.5 }, .std = { 0.5 },
+    },
+    .augment = { .copies = 0, .ops = augment_ops_p3, .nops = 1 },
+    .train = {
+        .epochs = 20, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+/* sweep point 4 (see sweep_points) */
+static const nr_aug_op augment_ops_p4[] = {
+    { .kind = NR_AUG_ROTATE, .degrees = 5, .bilinear = 0, .fill = 0 },
+};
+static const nr_program program_p4 = {
+    .abi = NR_ABI_VERSION,
+    .model = "lenet5_mnist_relu",
+    .source = "models/lenet5_mnist_relu.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 12, .params = 61706,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+        .nnorm = 1, .mean = { 0 }, .std = { 1 },
+    },
+    .augment = { .copies = 1, .ops = augment_ops_p4, .nops = 1 },
+    .train = {
+        .epochs = 20, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+static const nr_sweep_point sweep_points[] = {
+    { "norm_mean, norm_std, rot_degrees, copies", "[0, 1, 0, 0]", &program_p0, -1 },
+    { "norm_mean, norm_std, rot_degrees, copies", "[0.5, 0.5, 0, 0]", &program_p1, -1 },
+    { "norm_mean, norm_std, rot_degrees, copies", "[0, 1, 5, 0]", &program_p2, -1 },
+    { "norm_mean, norm_std, rot_degrees, copies", "[0.5, 0.5, 5, 0]", &program_p3, -1 },
+    { "norm_mean, norm_std, rot_degrees, copies", "[0, 1, 5, 1]", &program_p4, -1 },
+};
+
+/* the model as written (every parameter at its base value) */
 static const nr_aug_op augment_ops[] = {
     { .kind = NR_AUG_ROTATE, .degrees = 0, .bilinear = 0, .fill = 0 },
 };
-
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_mnist_relu",
@@ -100,6 +253,7 @@ static const nr_program program = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_NLL },
     },
+    .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],
 };
 
 int main(int argc, char **argv)

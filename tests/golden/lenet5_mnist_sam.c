@@ -73,9 +73,9 @@ static const nr_layer layers[] = {
     },
 };
 
+/* the model as written (every parameter at its base value) */
 static const float fractions[] = { 0.3, 0.6, 0.8 };
 static const float noise_std[] = { 0.4, 0.6, 0.8 };
-
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_mnist_sam",

@@ -114,7 +114,7 @@ static const nr_layer layers[] = {
     },
 };
 
-
+/* the model as written (every parameter at its base value) */
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_regularized_mnist",

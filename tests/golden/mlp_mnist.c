@@ -99,7 +99,278 @@ static const nr_layer layers[] = {
     },
 };
 
+/* sweep point 0 (see sweep_points) */
+static const nr_program program_p0 = {
+    .abi = NR_ABI_VERSION,
+    .model = "mlp_mnist",
+    .source = "models/mlp_mnist.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers, .nlayers = 17, .params = 61720,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 10, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.01, .momentum = 0, .dampening = 0, .nesterov = 0, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
 
+/* sweep point 1 (see sweep_points) */
+static const nr_layer layers_p1[] = {
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 1, .out_c = 784, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 784, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc3", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc4", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 32, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act4", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 32, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 32, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc5", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 32, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act5", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc6", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act6", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc7", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act7", .kind = NR_TANH,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc8", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "out", .kind = NR_LOG_SOFTMAX,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+    },
+};
+static const nr_program program_p1 = {
+    .abi = NR_ABI_VERSION,
+    .model = "mlp_mnist",
+    .source = "models/mlp_mnist.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p1, .nlayers = 17, .params = 61720,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 10, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.01, .momentum = 0, .dampening = 0, .nesterov = 0, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+/* sweep point 2 (see sweep_points) */
+static const nr_layer layers_p2[] = {
+    {
+        .name = "flat", .kind = NR_FLATTEN,
+        .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+        .out_rank = 1, .out_c = 784, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc1", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 784, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act1", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc2", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act2", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc3", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act3", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 64, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc4", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 64, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 32, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act4", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 32, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 32, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc5", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 32, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act5", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc6", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act6", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 16, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc7", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 16, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "act7", .kind = NR_SIGMOID,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+    },
+    {
+        .name = "fc8", .kind = NR_DENSE,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+        .bias = 1, .init = NR_INIT_PYTORCH,
+    },
+    {
+        .name = "out", .kind = NR_LOG_SOFTMAX,
+        .in_rank = 1, .in_c = 10, .in_h = 1, .in_w = 1,
+        .out_rank = 1, .out_c = 10, .out_h = 1, .out_w = 1,
+    },
+};
+static const nr_program program_p2 = {
+    .abi = NR_ABI_VERSION,
+    .model = "mlp_mnist",
+    .source = "models/mlp_mnist.net",
+    .netc_version = "0.1.0",
+    .overrides = "",
+    .in_rank = 3, .in_c = 1, .in_h = 28, .in_w = 28,
+    .classes = 10,
+    .layers = layers_p2, .nlayers = 17, .params = 61720,
+    .data = {
+        .dataset = NR_DS_MNIST, .name = "mnist", .path = NULL,
+        .validation = 0, .channels = 1, .height = 28, .width = 28, .classes = 10,
+    },
+    .augment = { .copies = 0, .ops = NULL, .nops = 0 },
+    .train = {
+        .epochs = 10, .batch = 32, .seed = 0u, .shuffle = 1, .tf32 = 0, .threads = 0,
+        .optim = {
+            .kind = NR_SGD, .lr = 0.01, .momentum = 0, .dampening = 0, .nesterov = 0, .weight_decay = 0,
+        },
+        .schedule = { .kind = NR_SCHED_CONSTANT },
+        .loss = { .kind = NR_LOSS_NLL },
+    },
+};
+
+static const nr_sweep_point sweep_points[] = {
+    { "act", "relu", &program_p0, -1 },
+    { "act", "tanh", &program_p1, -1 },
+    { "act", "sigmoid", &program_p2, -1 },
+};
+
+/* the model as written (every parameter at its base value) */
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "mlp_mnist",
@@ -122,6 +393,7 @@ static const nr_program program = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_NLL },
     },
+    .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],
 };
 
 int main(int argc, char **argv)
