@@ -19,17 +19,28 @@ static int same_data(const nr_data_spec *a, const nr_data_spec *b)
            a->width == b->width && a->classes == b->classes;
 }
 
-/* Whether point k belongs to a sweep listed in `only` ("lr,batch"). */
+/* Whether the swept names "c1, c2, c3" (or "lr") include name[0..len). */
+static int sweep_has_name(const char *sweep, const char *name, size_t len)
+{
+    for (const char *s = sweep; *s;) {
+        while (*s == ' ' || *s == ',') s++;
+        size_t n = strcspn(s, ", ");
+        if (n == len && !strncmp(s, name, len)) return 1;
+        s += n;
+    }
+    return 0;
+}
+
+/* Whether point k belongs to a sweep listed in `only` ("lr,batch"; a
+ * joint sweep "c1, c2, c3" is selected by any of its names). */
 static int selected(const nr_sweep_point *pt, const char *only)
 {
     if (!only) return 1;
-    size_t n = strlen(pt->sweep);
     for (const char *s = only; *s;) {
-        const char *end = strchr(s, ',');
-        size_t len = end ? (size_t)(end - s) : strlen(s);
-        if (len == n && !strncmp(s, pt->sweep, n)) return 1;
-        if (!end) break;
-        s = end + 1;
+        size_t len = strcspn(s, ",");
+        if (len && sweep_has_name(pt->sweep, s, len)) return 1;
+        if (!s[len]) break;
+        s += len + 1;
     }
     return 0;
 }
@@ -53,8 +64,7 @@ static int check_names(const nr_program *p, const char *only, nr_error *err)
         const char *end = strchr(s, ',');
         size_t len = end ? (size_t)(end - s) : strlen(s);
         int found = 0;
-        for (int k = 0; k < p->nsweep && !found; k++)
-            found = strlen(p->sweep[k].sweep) == len && !strncmp(s, p->sweep[k].sweep, len);
+        for (int k = 0; k < p->nsweep && !found; k++) found = sweep_has_name(p->sweep[k].sweep, s, len);
         if (!found) {
             char names[512] = "";
             for (int k = 0; k < p->nsweep; k++)

@@ -171,6 +171,7 @@ param lr = 0.01
 param act = relu
 sweep lr = [0.003, 0.01]
 sweep act = [relu, tanh]
+sweep lr, act = [[0.01, tanh]]
 model tiny {
     input = [1, 28, 28]
     classes = 10
@@ -194,8 +195,8 @@ EOF
 rc=$?
 rows=$(tail -n +2 "$tmp/sweep/sweep.csv" 2> /dev/null | wc -l)
 trained=$(ls -d "$tmp/sweep"/0*-* 2> /dev/null | wc -l)
-if [ $rc = 0 ] && [ "$rows" = 4 ] && [ "$trained" = 3 ] && grep -q "not trained again" "$tmp/sweep.out"; then
-    report ok "sweep: 4 points, 3 trained (one equals an earlier point), 4 rows in sweep.csv"
+if [ $rc = 0 ] && [ "$rows" = 5 ] && [ "$trained" = 3 ] && [ "$(grep -c "not trained again" "$tmp/sweep.out")" = 2 ]; then
+    report ok "sweep: 5 points, 3 trained (two equal earlier points), 5 rows in sweep.csv"
 else
     report fail "sweep runs every point (exit $rc, $rows rows, $trained runs)" "$tmp/sweep.out"
 fi
@@ -206,7 +207,7 @@ else
 fi
 "$tmp/tiny" sweep --sweep width --data "$tmp/data" --out "$tmp/sweep2" > "$tmp/why" 2>&1
 rc=$?
-if [ $rc = 1 ] && grep -q "no sweep 'width'; its sweeps are 'lr', 'act'" "$tmp/why"; then
+if [ $rc = 1 ] && grep -q "no sweep 'width'; its sweeps are 'lr', 'act', 'lr, act'" "$tmp/why"; then
     report ok "sweep --sweep with an unknown name lists the sweeps"
 else
     report fail "sweep --sweep with an unknown name lists the sweeps (exit $rc)" "$tmp/why"
@@ -219,6 +220,14 @@ if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && c
     report ok "sweep --resume keeps finished points and their results"
 else
     report fail "sweep --resume keeps finished points (exit $rc)" "$tmp/resume.out"
+fi
+# --sweep selects by name; a joint sweep by any of its names.
+"$tmp/tiny" sweep --sweep act --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/sweep" --resume > "$tmp/only.out" 2>&1
+rc=$?
+if [ $rc = 0 ] && [ "$(grep -c '^== ' "$tmp/only.out")" = 3 ] && grep -q '^== 3/3: lr, act = ' "$tmp/only.out"; then
+    report ok "sweep --sweep act runs the act sweep and the joint lr, act sweep"
+else
+    report fail "sweep --sweep act selects by name (exit $rc)" "$tmp/only.out"
 fi
 
 # A diverging run stops with exit status 3 and says where.
