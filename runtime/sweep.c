@@ -94,16 +94,24 @@ static void pct(FILE *f, double v)
 
 static void print_table(FILE *f, const sweep_table *t)
 {
-    fprintf(f, "\n%-12s %-18s %9s %9s %10s %9s\n", "sweep", "value", "val acc", "test acc", "train loss", "seconds");
+    int ws = 5, wv = 5;
+    for (int k = 0; k < t->p->nsweep; k++) {
+        if (!t->done[k]) continue;
+        int ls = (int)strlen(t->p->sweep[k].sweep), lv = (int)strlen(t->p->sweep[k].value);
+        if (ls > ws) ws = ls;
+        if (lv > wv) wv = lv;
+    }
+    fprintf(f, "\n%-*s  %-*s %9s %9s %10s %9s\n", ws, "sweep", wv, "value", "val acc", "test acc", "train loss",
+            "seconds");
     for (int k = 0; k < t->p->nsweep; k++) {
         if (!t->done[k]) continue;
         const nr_sweep_point *pt = &t->p->sweep[k];
         const nr_run_result *r = &t->res[k];
-        fprintf(f, "%-12s %-18s ", pt->sweep, pt->value);
+        fprintf(f, "%-*s  %-*s ", ws, pt->sweep, wv, pt->value);
         pct(f, r->val_acc);
         fputc(' ', f);
         pct(f, r->test_acc);
-        fprintf(f, " %10.4f %9.1f%s\n", r->train_loss, r->seconds, pt->same_as >= 0 ? "  (same as above)" : "");
+        fprintf(f, " %10.4f %9.1f%s\n", r->train_loss, r->seconds, pt->same_as >= 0 ? "  (same as an earlier point)" : "");
     }
     fflush(f);
 }
