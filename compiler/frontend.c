@@ -21,6 +21,12 @@ void frontend_free(frontend *fe)
     free(fe->ov);
     free(fe->ov_ast);
     free(fe->ov_src);
+    for (int i = 0; i < fe->nsw; i++) {
+        ast_file_free(fe->sw_ast[i]);
+        source_free(fe->sw_src[i]);
+    }
+    free(fe->sw_ast);
+    free(fe->sw_src);
     diag_free(&fe->dl);
 }
 
@@ -35,6 +41,51 @@ int frontend_define(frontend *fe, const char *text)
     fe->nov++;  /* kept even when malformed, so frontend_free releases it */
     if (rc) fe->ov[fe->nov - 1].name = NULL;
     return rc;
+}
+
+int frontend_sweep(frontend *fe, const char *text)
+{
+    fe->sw_ast = xrealloc(fe->sw_ast, (size_t)(fe->nsw + 1) * sizeof *fe->sw_ast);
+    fe->sw_src = xrealloc(fe->sw_src, (size_t)(fe->nsw + 1) * sizeof *fe->sw_src);
+    strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "sweep %s\n", text);
+    source *src = source_new("<command line>", sb.data, sb.len);
+    sb_free(&sb);
+    ast_file *f = NULL;
+    int errors_before = fe->dl.errors;
+    parse_source(src, &fe->dl, &f);
+    fe->sw_ast[fe->nsw] = f;
+    fe->sw_src[fe->nsw] = src;
+    fe->nsw++;
+    if (fe->dl.errors > errors_before || !f || f->nitems != 1 || f->items[0]->kind != T_SWEEP) {
+        if (fe->dl.errors == errors_before) {
+            loc w = { src, 1, 1, 1, 1 };
+            diag *d = diag_add(&fe->dl, DIAG_ERROR, w, "--sweep %s: expected NAME=[VALUE, ...]", text);
+            diag_hint(d, "for example --sweep 'lr=[0.001, 0.01]' or --sweep 'w1, w2=[[6, 16], [32, 64]]'");
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Command-line sweeps replace the file's: the file's sweep items are
+ * dropped and the command line's move into the file's tree. */
+static void apply_command_line_sweeps(frontend *fe)
+{
+    if (!fe->nsw) return;
+    ast_file *f = fe->ast;
+    int kept = 0;
+    for (int i = 0; i < f->nitems; i++) {
+        if (f->items[i]->kind == T_SWEEP) ast_item_free(f->items[i]);
+        else f->items[kept++] = f->items[i];
+    }
+    f->items = xrealloc(f->items, (size_t)(kept + fe->nsw) * sizeof *f->items);
+    for (int i = 0; i < fe->nsw; i++) {
+        f->items[kept++] = fe->sw_ast[i]->items[0];
+        fe->sw_ast[i]->nitems = 0;  /* the item now belongs to the file's tree */
+    }
+    f->nitems = kept;
 }
 
 /* The IR with the -D overrides and one sweep point applied; diagnostics go to dl. */
@@ -99,6 +150,7 @@ int frontend_run(frontend *fe, const char *name, const char *text, size_t len)
     int syntax = parse_source(fe->src, &fe->dl, &fe->ast);
     /* Resolution on a tree with syntax errors would report their echoes. */
     if (syntax || diag_has_errors(&fe->dl)) return 1;
+    apply_command_line_sweeps(fe);
     int valid_ov = 0;
     for (int i = 0; i < fe->nov; i++)
         if (fe->ov[i].name) fe->ov[valid_ov++] = fe->ov[i];

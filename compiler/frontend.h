@@ -14,12 +14,19 @@ typedef struct frontend {
     int nov;
     ast_file **ov_ast;
     source **ov_src;
+    /* --sweep NAME=[...] from the command line: they replace the file's sweeps */
+    ast_file **sw_ast;
+    source **sw_src;
+    int nsw;
 } frontend;
 
 void frontend_init(frontend *fe);
 void frontend_free(frontend *fe);
 /* Adds a -D NAME=VALUE override; returns -1 (with a diagnostic) when malformed. */
 int frontend_define(frontend *fe, const char *text);
+/* Adds a --sweep "NAME = [VALUES]" (or "A, B = [[..], ..]"); returns -1
+ * (with a diagnostic) when malformed. */
+int frontend_sweep(frontend *fe, const char *text);
 /* Parses and checks text named `name`. Returns 0 when no error was found. */
 int frontend_run(frontend *fe, const char *name, const char *text, size_t len);
 /* After a successful frontend_run: the IR of value k of sweep `sweep`

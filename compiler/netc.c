@@ -33,6 +33,8 @@ static void usage(FILE *out)
           "  --emit-cuda          print the model's CUDA kernels (the GPU backend's source)\n"
           "  --print-kernels      print the GPU fusion plan: each kernel and the layers it covers\n"
           "  -D NAME=VALUE        override a 'param' of the file (repeatable)\n"
+          "  --sweep NAME=[V,...] a sweep instead of the file's (repeatable), e.g.\n"
+          "                       --sweep 'lr=[0.001, 0.01]'; PROGRAM sweep runs it\n"
           "  -Werror              treat warnings as errors\n"
           "  --color=WHEN         colour diagnostics: auto (default), always, never\n"
           "  --max-errors=N       stop reporting after N errors (default 50, 0: no limit)\n"
@@ -103,6 +105,10 @@ static int parse_args(int argc, char **argv, cli *c, frontend *fe)
             if (i + 1 >= argc) return usage_error("%s needs a file name", "-o");
             c->output = argv[++i];
             if (set_action(c, ACT_BUILD, a)) return 2;
+        } else if (!strcmp(a, "--sweep") || !strncmp(a, "--sweep=", 8)) {
+            const char *def = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!def) return usage_error("%s needs NAME=[VALUE, ...]", "--sweep");
+            frontend_sweep(fe, def);
         } else if (!strcmp(a, "-S") || !strcmp(a, "--emit-c")) {
             c->emit_c = 1;
         } else if (!strcmp(a, "-v")) {

@@ -112,8 +112,6 @@ static int split_data(run *r, nr_error *err)
     r->nval = v;
     if (r->o.train_limit > 0 && r->o.train_limit < r->ntrain) r->ntrain = r->o.train_limit;
     if (r->o.train_limit > 0 && r->o.train_limit < r->nval) r->nval = r->o.train_limit;
-    r->ntest = r->test_set.count;
-    if (r->o.test_limit > 0 && r->o.test_limit < r->ntest) r->ntest = r->o.test_limit;
     return 0;
 }
 
@@ -129,10 +127,9 @@ static int load_data(run *r, int need_train, nr_error *err)
     if (!r->o.quiet && !r->o.shared_train)
         printf("data: %s (%d train, %d test images, loaded in %.1f s)\n", r->train_set.source, r->train_set.count,
                r->test_set.count, now_seconds() - t0);
-    if (need_train) return split_data(r, err);
     r->ntest = r->test_set.count;
     if (r->o.test_limit > 0 && r->o.test_limit < r->ntest) r->ntest = r->o.test_limit;
-    return 0;
+    return need_train ? split_data(r, err) : 0;
 }
 
 static size_t image_size(const run *r)

@@ -230,6 +230,15 @@ else
     report fail "sweep --sweep act selects by name (exit $rc)" "$tmp/only.out"
 fi
 
+# netc --sweep replaces the file's sweeps.
+"$netc" --sweep 'act=[tanh, sigmoid]' --emit-c "$tmp/tiny.net" > "$tmp/cl.c" 2> "$tmp/why"
+if grep -q '{ "act", "sigmoid", ' "$tmp/cl.c" && ! grep -q '{ "lr", ' "$tmp/cl.c" &&
+    [ "$(grep -c '^    { "' "$tmp/cl.c")" = 2 ]; then
+    report ok "netc --sweep gives the program's sweeps instead of the file's"
+else
+    report fail "netc --sweep gives the program's sweeps" "$tmp/why"
+fi
+
 # A diverging run stops with exit status 3 and says where.
 nanprog=$tmp/lenet_sgd
 "$netc" -D act=relu -D opt=sgd -D lr=1e30 models/lenet5_fashion.net -o "$nanprog" > "$tmp/why" 2>&1 ||
