@@ -803,6 +803,22 @@ static void print_header(const run *r)
     fflush(stdout);
 }
 
+/* A classifier whose cross-entropy stays at ln(classes) predicts uniform
+ * probabilities: it is not learning (yet). Users met this with W4's deep
+ * MLP, which sat at 11% for epochs; saying so beats a silent plateau. */
+static void note_chance_level(const run *r, const nr_epoch_row *row, int *noted)
+{
+    nr_loss_kind k = r->t.loss.kind;
+    double chance = log((double)r->p->classes);
+    if (*noted || r->o.quiet || (k != NR_LOSS_CROSS_ENTROPY && k != NR_LOSS_NLL)) return;
+    if (fabs(row->train_loss - chance) > 0.005 * chance) return;
+    *noted = 1;
+    printf("note: after epoch %d the training loss is still %.4f = ln(%d), chance level: the model is not "
+           "learning yet.\n      Deep stacks trained with plain SGD can sit on such a plateau for epochs; "
+           "a larger lr, momentum,\n      adam, or kaiming init usually gets them moving.\n",
+           row->epoch, row->train_loss, r->p->classes);
+}
+
 static int train_loop(run *r, nr_error *err)
 {
     uint32_t *order = nr_alloc((size_t)epoch_samples(r) * sizeof *order);
@@ -812,6 +828,7 @@ static int train_loop(run *r, nr_error *err)
     int rc = nr_metrics_truncate(metrics, r->epoch_done, err);
     nr_epoch_row row;
     memset(&row, 0, sizeof row);
+    int noted = 0;
     for (int epoch = r->epoch_done; epoch < r->epochs && !rc; epoch++) {
         memset(&row, 0, sizeof row);
         row.epoch = epoch + 1;
@@ -823,6 +840,7 @@ static int train_loop(run *r, nr_error *err)
         r->epoch_seconds[epoch] = row.seconds;
         r->last_train_loss = row.train_loss;
         if (!r->o.quiet) nr_print_epoch(stdout, &row);
+        note_chance_level(r, &row, &noted);
         rc = nr_metrics_append(metrics, &row, err);
         if (!rc) rc = save_checkpoint(r, "last.safetensors", 1, err);
     }

@@ -239,6 +239,20 @@ else
     report fail "netc --sweep gives the program's sweeps" "$tmp/why"
 fi
 
+# A model stuck at chance level is told so (W4's deep MLP sat at 11% for epochs).
+"$netc" -D opt=sgd -D lr=1e-7 models/lenet5_fashion.net -o "$tmp/stuck" > "$tmp/why" 2>&1
+"$tmp/stuck" train "${common[@]}" --epochs 1 --train-limit 1000 --out "$tmp/stuckrun" > "$tmp/stuck.out" 2>&1
+if grep -q "chance level: the model is not learning yet" "$tmp/stuck.out"; then
+    report ok "a loss stuck at ln(classes) gets a note saying the model is not learning"
+else
+    report fail "a loss stuck at ln(classes) gets a note" "$tmp/stuck.out"
+fi
+if grep -q "chance level" "$tmp/train.out"; then
+    report fail "no chance-level note for a model that learns" "$tmp/train.out"
+else
+    report ok "no chance-level note for a model that learns"
+fi
+
 # A diverging run stops with exit status 3 and says where.
 nanprog=$tmp/lenet_sgd
 "$netc" -D act=relu -D opt=sgd -D lr=1e30 models/lenet5_fashion.net -o "$nanprog" > "$tmp/why" 2>&1 ||
