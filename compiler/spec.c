@@ -1,5 +1,7 @@
 #include "spec.h"
 #include "util.h"
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,8 +120,26 @@ static int count_choices(const char *const *c)
     return n;
 }
 
+/* Values beyond what the generated program stores: an int for integer
+ * options left unbounded by their table, a float32 for numbers. */
+static int check_representable(const opt_def *od, double x, loc where, diag_list *dl)
+{
+    int is_int = od->type == OPT_INT || od->type == OPT_INT_LIST;
+    if (is_int && od->max >= 1e300 && x > INT_MAX) {
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %d, got %g", od->name, INT_MAX, x);
+        return -1;
+    }
+    if (!is_int && fabs(x) > FLT_MAX) {
+        diag_add(dl, DIAG_ERROR, where, "'%s' is %g, beyond the largest 32-bit float (%g)", od->name, x,
+                 (double)FLT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_range(const opt_def *od, double x, loc where, diag_list *dl)
 {
+    if (check_representable(od, x, where, dl)) return -1;
     if (x >= od->min && (od->max_exclusive ? x < od->max : x <= od->max)) return 0;
     if (od->max_exclusive) {
         diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g and less than %g, got %g", od->name, od->min,

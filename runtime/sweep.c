@@ -140,7 +140,9 @@ static void write_csv(FILE *f, void *arg)
         if (!isnan(r->val_acc)) fprintf(f, "%.6g", r->val_acc);
         fputc(',', f);
         if (!isnan(r->test_acc)) fprintf(f, "%.6g", r->test_acc);
-        fprintf(f, ",%.6g,%.3f,", r->train_loss, r->seconds);
+        fputc(',', f);
+        if (!isnan(r->train_loss)) fprintf(f, "%.6g", r->train_loss);
+        fprintf(f, ",%.3f,", r->seconds);
         csv_field(f, r->dir);
         fputc('\n', f);
     }
@@ -233,7 +235,7 @@ int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr
     if (o->resume && !o->out_dir) return nr_fail(err, "sweep --resume needs --out DIR, the sweep to continue");
     if (o->out_dir) snprintf(dir, sizeof dir, "%s", o->out_dir);
     else nr_default_run_dir(p->model, "sweep-", dir, sizeof dir);
-    if (mkdir(dir, 0777) && errno != EEXIST) return nr_fail_errno(err, "cannot create directory %s", dir);
+    if (nr_make_dirs(dir, err)) return -1;
     nr_dataset train, test;
     if (nr_data_load(&p->data, o->data_dir, &train, &test, err)) return -1;
     nr_run_result *res = calloc((size_t)p->nsweep, sizeof *res);

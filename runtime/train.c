@@ -301,7 +301,8 @@ static int model_tensors(run *r, tensor_list *tl, int with_optimizer)
 
 static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_error *err)
 {
-    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[32], epochs[32];
+    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[40], epochs[32], loss[40], threads[32],
+        limit[32];
     path_in(r, path, sizeof path, file);
     tensor_list tl;
     if (model_tensors(r, &tl, with_optimizer)) {
@@ -312,12 +313,17 @@ static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_erro
     snprintf(step, sizeof step, "%ld", r->step);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
     snprintf(batch, sizeof batch, "%d", r->batch);
-    snprintf(lr, sizeof lr, "%.9g", r->lr);
+    snprintf(lr, sizeof lr, "%.17g", r->lr);
     snprintf(epochs, sizeof epochs, "%d", r->epochs);
+    snprintf(loss, sizeof loss, "%.17g", r->last_train_loss);
+    snprintf(threads, sizeof threads, "%d", r->nthreads);
+    snprintf(limit, sizeof limit, "%d", r->o.train_limit);
     nr_meta meta[] = {
         { "format", CHECKPOINT_FORMAT }, { "model", r->p->model }, { "epoch", epoch }, { "step", step },
         { "seed", seed }, { "batch", batch }, { "lr", lr }, { "epochs", epochs },
-        { "netc_version", r->p->netc_version }, { "source", r->p->source },
+        { "netc_version", r->p->netc_version }, { "source", r->p->source }, { "train_loss", loss },
+        /* These change the numbers too: a resume that differs is told. */
+        { "threads", threads }, { "train_limit", limit },
     };
     int rc = nr_safetensors_write(path, tl.t, tl.n, meta, (int)(sizeof meta / sizeof meta[0]), err);
     tensors_free(&tl);
@@ -401,7 +407,18 @@ static int resume_from(run *r, const char *path, nr_error *err)
         rc = nr_fail(err, "%s was trained with --batch %lld; resume without --batch or with the same", path, batch);
     if (!rc && r->o.lr > 0 && fabs(r->o.lr - atof(lr)) > 1e-12 * fabs(r->o.lr))
         rc = nr_fail(err, "%s was trained with --lr %s; resume without --lr or with the same", path, lr);
+    if (!rc && r->o.epochs > 0 && r->o.epochs < epoch)
+        rc = nr_fail(err, "%s already holds %lld epochs; --epochs %d cannot shorten it", path, epoch, r->o.epochs);
+    long long threads = 0, limit = 0;
+    if (!rc && !meta_long(&f, "train_limit", &limit, NULL) && limit != r->o.train_limit)
+        rc = nr_fail(err, "%s was trained with --train-limit %lld; resume with the same", path, limit);
+    if (!rc && !meta_long(&f, "threads", &threads, NULL) && threads != r->nthreads)
+        fprintf(stderr, "warning: %s was trained with %lld thread%s, this run has %d: the sums are split "
+                        "differently, so the result will not be bit-identical to an uninterrupted run\n",
+                path, threads, threads == 1 ? "" : "s", r->nthreads);
+    const char *loss = nr_st_meta(&f, "train_loss");
     if (!rc) {
+        r->last_train_loss = loss ? atof(loss) : NAN;
         r->seed = (uint64_t)seed;
         r->batch = (int)batch;
         r->lr = atof(lr);
@@ -416,10 +433,11 @@ static int resume_from(run *r, const char *path, nr_error *err)
 
 /* ---- the run directory ------------------------------------------------ */
 
-static int make_dirs(const char *path, nr_error *err)
+int nr_make_dirs(const char *path, nr_error *err)
 {
     char buf[2048];
     snprintf(buf, sizeof buf, "%s", path);
+    if (!buf[0]) return nr_fail(err, "an empty directory name");
     for (char *s = buf + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
@@ -495,7 +513,7 @@ static int setup_run_dir(run *r, nr_error *err)
     if (!r->o.resume && file_exists(ck))
         return nr_fail(err, "%s already holds a run (%s); continue it with --resume, or choose another --out", r->dir,
                        ck);
-    return make_dirs(r->dir, err);
+    return nr_make_dirs(r->dir, err);
 }
 
 /* ---- summary.json ----------------------------------------------------- */
@@ -586,7 +604,8 @@ static int alloc_run(run *r, nr_error *err)
     r->labels = nr_zalloc((size_t)r->batch * sizeof *r->labels);
     r->pre_scratch_each = nr_preprocess_scratch(&r->p->data, &r->p->augment) + 16;
     r->pre_scratch = nr_zalloc(r->pre_scratch_each * (size_t)r->nthreads * sizeof(float));
-    r->epoch_seconds = nr_zalloc(((size_t)r->epochs + 1) * sizeof(double));
+    int slots = r->epochs > r->epoch_done ? r->epochs : r->epoch_done;
+    r->epoch_seconds = nr_zalloc(((size_t)slots + 1) * sizeof(double));
     if (!r->optim_state || (r->t.optim.sam && !r->sam_e) || !r->dlogits || !r->labels || !r->pre_scratch ||
         !r->epoch_seconds)
         return nr_fail(err, "out of memory for batches of %d", r->batch);
@@ -662,9 +681,13 @@ static int train_epoch(run *r, int epoch, uint32_t *order, nr_epoch_row *row, nr
         double loss = train_step(r, n, lr, &c);
         if (!isfinite(loss)) {
             if (r->o.progress) nr_progress_clear(stdout);
-            nr_fail(err, "the loss became %s at epoch %d, step %ld of %ld (lr %.3g); training stopped. "
-                         "The last good checkpoint is %s/last.safetensors (epoch %d). A lower --lr usually helps.",
-                    isnan(loss) ? "NaN" : "infinite", epoch + 1, it + 1, iters, lr, r->dir, r->epoch_done);
+            char kept[2300];
+            if (r->epoch_done) snprintf(kept, sizeof kept, "The last good checkpoint is %s/last.safetensors (epoch %d).",
+                                        r->dir, r->epoch_done);
+            else snprintf(kept, sizeof kept, "No checkpoint was written: it diverged in the first epoch.");
+            nr_fail(err, "the loss became %s at epoch %d, step %ld of %ld (lr %.3g); training stopped. %s "
+                         "A lower --lr usually helps.",
+                    isnan(loss) ? "NaN" : "infinite", epoch + 1, it + 1, iters, lr, kept);
             return NR_EXIT_NONFINITE;
         }
         loss_sum += loss * n;
@@ -778,18 +801,20 @@ static int write_reports(run *r, const summary *s, const int32_t *pred, const ch
     return rc;
 }
 
-/* Where PROG test puts its pictures: --out, else beside the weights. */
+/* Where PROG test puts its pictures: --out, else test/ beside the weights. */
 static int test_pictures_dir(run *r, const nr_run_opts *o, char *out, size_t n, nr_error *err)
 {
+    /* Not the run directory itself: its report.html is the training's. */
     if (o->out_dir) snprintf(out, n, "%s", o->out_dir);
     else {
-        snprintf(out, n, "%s", o->weights);
-        char *slash = strrchr(out, '/');
+        char dir[1900];
+        snprintf(dir, sizeof dir, "%s", o->weights);
+        char *slash = strrchr(dir, '/');
         if (slash) *slash = '\0';
-        else snprintf(out, n, ".");
+        snprintf(out, n, "%s/test", slash ? (dir[0] ? dir : "/") : ".");
     }
     (void)r;
-    return make_dirs(out, err);
+    return nr_make_dirs(out, err);
 }
 
 static void print_header(const run *r)

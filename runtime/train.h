@@ -43,6 +43,8 @@ int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err);
  * comma-separated list of swept names), one run directory each under the
  * sweep's directory, then the table, sweep.csv and the plots. */
 int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr_error *err);
+/* mkdir -p. */
+int nr_make_dirs(const char *path, nr_error *err);
 /* runs/<model>-<tag><date>-<time>, not yet existing. */
 void nr_default_run_dir(const char *model, const char *tag, char *out, size_t n);
 #endif

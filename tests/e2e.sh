@@ -129,6 +129,19 @@ else
     report fail "test --weights gives the run's test accuracy ($want)" "$tmp/test.out"
 fi
 
+if [ -f "$tmp/run/test/report.html" ] && grep -q 'loss.png' "$tmp/run/report.html"; then
+    report ok "test --weights puts its report in RUN/test/, leaving the training report alone"
+else
+    report fail "test --weights puts its report in RUN/test/" "$tmp/test.out"
+fi
+"$prog" train "${common[@]}" --epochs 1 --out "$tmp/half" --resume > "$tmp/short.out" 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "cannot shorten" "$tmp/short.out"; then
+    report ok "--resume refuses --epochs below the epochs already trained"
+else
+    report fail "--resume refuses --epochs below the epochs already trained (exit $rc)" "$tmp/short.out"
+fi
+
 # Broken inputs: clear errors naming the file, never a crash.
 cp -r "$tmp/data" "$tmp/bad"
 head -c 1000 "$data/train-labels-idx1-ubyte" > "$tmp/bad/fashion-mnist/train-labels-idx1-ubyte"
@@ -191,16 +204,16 @@ train {
 }
 EOF
 "$netc" "$tmp/tiny.net" -o "$tmp/tiny" > "$tmp/why" 2>&1 || report fail "netc compiles a model with sweeps" "$tmp/why"
-"$tmp/tiny" sweep --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/sweep" > "$tmp/sweep.out" 2>&1
+"$tmp/tiny" sweep --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/sweep.out" 2>&1
 rc=$?
-rows=$(tail -n +2 "$tmp/sweep/sweep.csv" 2> /dev/null | wc -l)
-trained=$(ls -d "$tmp/sweep"/0*-* 2> /dev/null | wc -l)
+rows=$(tail -n +2 "$tmp/deep/er/sweep/sweep.csv" 2> /dev/null | wc -l)
+trained=$(ls -d "$tmp/deep/er/sweep"/0*-* 2> /dev/null | wc -l)
 if [ $rc = 0 ] && [ "$rows" = 5 ] && [ "$trained" = 3 ] && [ "$(grep -c "not trained again" "$tmp/sweep.out")" = 2 ]; then
     report ok "sweep: 5 points, 3 trained (two equal earlier points), 5 rows in sweep.csv"
 else
     report fail "sweep runs every point (exit $rc, $rows rows, $trained runs)" "$tmp/sweep.out"
 fi
-if png_ok "$tmp/sweep/sweep-lr.png" && png_ok "$tmp/sweep/sweep-act.png" && grep -q "^act  *tanh" "$tmp/sweep.out"; then
+if png_ok "$tmp/deep/er/sweep/sweep-lr.png" && png_ok "$tmp/deep/er/sweep/sweep-act.png" && grep -q "^act  *tanh" "$tmp/sweep.out"; then
     report ok "sweep: the results table and one plot per sweep"
 else
     report fail "sweep: the results table and one plot per sweep" "$tmp/sweep.out"
@@ -212,17 +225,17 @@ if [ $rc = 1 ] && grep -q "no sweep 'width'; its sweeps are 'lr', 'act', 'lr, ac
 else
     report fail "sweep --sweep with an unknown name lists the sweeps (exit $rc)" "$tmp/why"
 fi
-cut -d, -f1-5 "$tmp/sweep/sweep.csv" > "$tmp/sweep.before" 2> /dev/null
-"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/sweep" > "$tmp/resume.out" 2>&1
+cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.before" 2> /dev/null
+"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
 rc=$?
-cut -d, -f1-5 "$tmp/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
+cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
 if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
     report ok "sweep --resume keeps finished points and their results"
 else
     report fail "sweep --resume keeps finished points (exit $rc)" "$tmp/resume.out"
 fi
 # --sweep selects by name; a joint sweep by any of its names.
-"$tmp/tiny" sweep --sweep act --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/sweep" --resume > "$tmp/only.out" 2>&1
+"$tmp/tiny" sweep --sweep act --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" --resume > "$tmp/only.out" 2>&1
 rc=$?
 if [ $rc = 0 ] && [ "$(grep -c '^== ' "$tmp/only.out")" = 3 ] && grep -q '^== 3/3: lr, act = ' "$tmp/only.out"; then
     report ok "sweep --sweep act runs the act sweep and the joint lr, act sweep"
