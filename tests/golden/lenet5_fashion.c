@@ -74,6 +74,7 @@ static const nr_layer layers[] = {
 };
 
 /* sweep point 0 (see sweep_points) */
+static const float noise_std_p0[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p0 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -96,9 +97,13 @@ static const nr_program program_p0 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p0, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 1 (see sweep_points) */
+static const float noise_std_p1[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p1 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -121,9 +126,13 @@ static const nr_program program_p1 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p1, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 2 (see sweep_points) */
+static const float noise_std_p2[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p2 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -146,9 +155,13 @@ static const nr_program program_p2 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p2, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 3 (see sweep_points) */
+static const float noise_std_p3[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p3 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -171,9 +184,13 @@ static const nr_program program_p3 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p3, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 4 (see sweep_points) */
+static const float noise_std_p4[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p4 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -196,9 +213,13 @@ static const nr_program program_p4 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p4, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 5 (see sweep_points) */
+static const float noise_std_p5[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p5 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -221,9 +242,13 @@ static const nr_program program_p5 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p5, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 6 (see sweep_points) */
+static const float noise_std_p6[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p6 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -246,9 +271,13 @@ static const nr_program program_p6 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p6, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 7 (see sweep_points) */
+static const float noise_std_p7[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p7 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -271,9 +300,13 @@ static const nr_program program_p7 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p7, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 8 (see sweep_points) */
+static const float noise_std_p8[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p8 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -296,9 +329,13 @@ static const nr_program program_p8 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p8, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 9 (see sweep_points) */
+static const float noise_std_p9[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p9 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -321,9 +358,13 @@ static const nr_program program_p9 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p9, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 10 (see sweep_points) */
+static const float noise_std_p10[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p10 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -346,9 +387,13 @@ static const nr_program program_p10 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p10, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 11 (see sweep_points) */
+static const float noise_std_p11[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p11 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -371,9 +416,13 @@ static const nr_program program_p11 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p11, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 12 (see sweep_points) */
+static const float noise_std_p12[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p12 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -396,9 +445,13 @@ static const nr_program program_p12 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p12, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 13 (see sweep_points) */
+static const float noise_std_p13[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p13 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -421,9 +474,13 @@ static const nr_program program_p13 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p13, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 14 (see sweep_points) */
+static const float noise_std_p14[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p14 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -446,9 +503,13 @@ static const nr_program program_p14 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p14, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 15 (see sweep_points) */
+static const float noise_std_p15[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p15 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -471,9 +532,13 @@ static const nr_program program_p15 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p15, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 16 (see sweep_points) */
+static const float noise_std_p16[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p16 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -496,9 +561,13 @@ static const nr_program program_p16 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p16, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 17 (see sweep_points) */
+static const float noise_std_p17[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p17 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -521,9 +590,13 @@ static const nr_program program_p17 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p17, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 18 (see sweep_points) */
+static const float noise_std_p18[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p18 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -546,9 +619,13 @@ static const nr_program program_p18 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p18, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 20 (see sweep_points) */
+static const float noise_std_p20[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p20 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -571,9 +648,13 @@ static const nr_program program_p20 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_MSE, .mse_softmax = 1 },
     },
+    .noise = {
+        .std = noise_std_p20, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 21 (see sweep_points) */
+static const float noise_std_p21[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p21 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -595,6 +676,9 @@ static const nr_program program_p21 = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_MULTI_MARGIN, .margin = 1, .p = 1 },
+    },
+    .noise = {
+        .std = noise_std_p21, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -668,6 +752,7 @@ static const nr_layer layers_p23[] = {
         .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
     },
 };
+static const float noise_std_p23[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p23 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -689,6 +774,9 @@ static const nr_program program_p23 = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std_p23, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -766,6 +854,7 @@ static const nr_layer layers_p24[] = {
         .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
     },
 };
+static const float noise_std_p24[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p24 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -787,6 +876,9 @@ static const nr_program program_p24 = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std_p24, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -860,6 +952,7 @@ static const nr_layer layers_p26[] = {
         .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
     },
 };
+static const float noise_std_p26[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p26 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -881,6 +974,9 @@ static const nr_program program_p26 = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std_p26, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -972,6 +1068,7 @@ static const nr_layer layers_p28[] = {
         .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
     },
 };
+static const float noise_std_p28[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p28 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -993,6 +1090,9 @@ static const nr_program program_p28 = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std_p28, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -1072,6 +1172,7 @@ static const nr_layer layers_p30[] = {
         .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
     },
 };
+static const float noise_std_p30[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p30 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1093,6 +1194,9 @@ static const nr_program program_p30 = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std_p30, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -1166,6 +1270,7 @@ static const nr_layer layers_p32[] = {
         .bias = 1, .init = NR_INIT_XAVIER_UNIFORM,
     },
 };
+static const float noise_std_p32[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p32 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1188,9 +1293,13 @@ static const nr_program program_p32 = {
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p32, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 33 (see sweep_points) */
+static const float noise_std_p33[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p33 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1213,9 +1322,13 @@ static const nr_program program_p33 = {
         .schedule = { .kind = NR_SCHED_STEP, .step = 100, .gamma = 0.9, .per_iteration = 1 },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p33, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 34 (see sweep_points) */
+static const float noise_std_p34[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p34 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1238,9 +1351,13 @@ static const nr_program program_p34 = {
         .schedule = { .kind = NR_SCHED_STEP, .step = 200, .gamma = 0.9, .per_iteration = 1 },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p34, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 35 (see sweep_points) */
+static const float noise_std_p35[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p35 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1263,9 +1380,13 @@ static const nr_program program_p35 = {
         .schedule = { .kind = NR_SCHED_STEP, .step = 400, .gamma = 0.9, .per_iteration = 1 },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p35, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 36 (see sweep_points) */
+static const float noise_std_p36[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p36 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1288,9 +1409,13 @@ static const nr_program program_p36 = {
         .schedule = { .kind = NR_SCHED_STEP, .step = 800, .gamma = 0.9, .per_iteration = 1 },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p36, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 37 (see sweep_points) */
+static const float noise_std_p37[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p37 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1313,9 +1438,13 @@ static const nr_program program_p37 = {
         .schedule = { .kind = NR_SCHED_STEP, .step = 1600, .gamma = 0.9, .per_iteration = 1 },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
     },
+    .noise = {
+        .std = noise_std_p37, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
+    },
 };
 
 /* sweep point 38 (see sweep_points) */
+static const float noise_std_p38[] = { 0.1, 0.2, 0.3 };
 static const nr_program program_p38 = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1337,6 +1466,9 @@ static const nr_program program_p38 = {
         },
         .schedule = { .kind = NR_SCHED_STEP, .step = 3200, .gamma = 0.9, .per_iteration = 1 },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std_p38, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
 };
 
@@ -1383,6 +1515,7 @@ static const nr_sweep_point sweep_points[] = {
 };
 
 /* the model as written (every parameter at its base value) */
+static const float noise_std[] = { 0.1, 0.2, 0.3 };
 static const nr_program program = {
     .abi = NR_ABI_VERSION,
     .model = "lenet5_fashion",
@@ -1404,6 +1537,9 @@ static const nr_program program = {
         },
         .schedule = { .kind = NR_SCHED_CONSTANT },
         .loss = { .kind = NR_LOSS_CROSS_ENTROPY, .label_smoothing = 0, .smoothing_other_classes = 0 },
+    },
+    .noise = {
+        .std = noise_std, .nstd = 3, .seed = 0u, .before_normalize = 0, .same_noise = 0,
     },
     .sweep = sweep_points, .nsweep = sizeof sweep_points / sizeof sweep_points[0],
 };
