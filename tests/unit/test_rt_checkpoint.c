@@ -2,6 +2,7 @@
  * leaves the previous checkpoint intact, and that the reader turns every
  * kind of damaged file into an error naming the path and the offset. */
 #include "checkpoint.h"
+#include "scratch.h"
 #include "tap.h"
 #include <dirent.h>
 #include <signal.h>
@@ -13,56 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[1024];
-
-/* ---- scratch directory ---- */
-
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
-static int make_scratch_dir(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/netc-ckpt-XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static char *scratch(const char *name)
-{
-    static char paths[8][2048];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* Number of entries in dir other than . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
+/* ---- files ---- */
 
 static unsigned char *slurp(const char *path, size_t *size)
 {
@@ -289,7 +241,7 @@ static void test_failure_midway_keeps_old_file(void)
     CU_ASSERT_EQUAL(rc, -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
     assert_unchanged(path, old, old_size);
-    CU_ASSERT_EQUAL(count_entries(dir), 1); /* no temporary file left */
+    CU_ASSERT_EQUAL(scratch_count_entries(dir), 1); /* no temporary file left */
     free(old);
 }
 
@@ -306,8 +258,8 @@ static void test_failed_rename_removes_temp(void)
     nr_error err = { { 0 } };
     CU_ASSERT_EQUAL(nr_safetensors_write(path, &t, 1, NULL, 0, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
-    CU_ASSERT_EQUAL(count_entries(dir), 1);
-    CU_ASSERT_EQUAL(count_entries(path), 0);
+    CU_ASSERT_EQUAL(scratch_count_entries(dir), 1);
+    CU_ASSERT_EQUAL(scratch_count_entries(path), 0);
 }
 
 static void test_missing_directory(void)
@@ -343,7 +295,7 @@ static void test_read_only_directory(void)
     } else {
         CU_ASSERT_EQUAL(rc, 0);
     }
-    CU_ASSERT_EQUAL(count_entries(dir), 1);
+    CU_ASSERT_EQUAL(scratch_count_entries(dir), 1);
     free(old);
 }
 
@@ -632,7 +584,7 @@ static void test_flipped_header_bytes(void)
 
 int main(void)
 {
-    if (make_scratch_dir() != 0) {
+    if (scratch_init("ckpt") != 0) {
         perror("mkdtemp");
         return 1;
     }
@@ -665,6 +617,6 @@ int main(void)
         tap_add_suite("checkpoint reader", reader))
         return 1;
     int failed = tap_run_all();
-    if (remove_tree(tmpdir) != 0) fprintf(stderr, "# could not remove %s\n", tmpdir);
+    if (scratch_remove_tree(scratch_root) != 0) fprintf(stderr, "# could not remove %s\n", scratch_root);
     return failed;
 }

@@ -8,6 +8,7 @@
  *   test_rt_plot --not-blank PNG   exits 0 when the PNG has more than one colour
  *   test_rt_plot --has-colour PNG RRGGBB   exits 0 when over 100 pixels are near that colour */
 #include "plot.h"
+#include "scratch.h"
 #include "tap.h"
 #include <cairo.h>
 #include <dirent.h>
@@ -19,43 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[1024];
-
-/* ---- scratch directory ---- */
-
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
-static int make_scratch_dir(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/netc-plot-XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static char *scratch(const char *name)
-{
-    static char paths[8][2048];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", tmpdir, name);
-    return p;
-}
+/* ---- files ---- */
 
 /* Whether dir holds a leftover "NAME.tmp.PID" file. */
 static int has_temporary_file(const char *dir)
@@ -67,18 +32,6 @@ static int has_temporary_file(const char *dir)
     while ((de = readdir(d)) != NULL) found |= strstr(de->d_name, ".tmp.") != NULL;
     closedir(d);
     return found;
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
-    closedir(d);
-    return n;
 }
 
 /* The whole file, NUL-terminated; *len gets its size. */
@@ -218,7 +171,7 @@ static void test_curves_png_size_and_colours(void)
     CU_ASSERT(count_colour(path, BLUE, 8) > 500);
     CU_ASSERT(count_colour(path, 0xD55E00, 8) > 500);
     CU_ASSERT(more_than_one_colour(path) == 1);
-    CU_ASSERT_EQUAL(has_temporary_file(tmpdir), 0);
+    CU_ASSERT_EQUAL(has_temporary_file(scratch_root), 0);
 }
 
 /* A NaN run is a gap, not a line across it: a series with its middle
@@ -363,14 +316,14 @@ static void test_sweep_percent_axis(void)
 static void test_missing_directory_error(void)
 {
     char path[2100];
-    snprintf(path, sizeof path, "%s/no/such/dir/plot.png", tmpdir);
+    snprintf(path, sizeof path, "%s/no/such/dir/plot.png", scratch_root);
     double y[3] = {1, 2, 3};
     nr_series s = {"s", y, 3};
     long counts[4] = {1, 2, 3, 4};
     const uint8_t px[4] = {0};
     const uint8_t *imgs[1] = {px};
     nr_report r = {.title = "t", .clean_acc = NAN};
-    int before = count_entries(tmpdir);
+    int before = scratch_count_entries(scratch_root);
     nr_error err = {{0}};
     CU_ASSERT_EQUAL(nr_plot_curves(path, "t", "x", "y", &s, 1, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
@@ -386,7 +339,7 @@ static void test_missing_directory_error(void)
     err.msg[0] = '\0';
     CU_ASSERT_EQUAL(nr_report_html(path, &r, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
-    CU_ASSERT_EQUAL(count_entries(tmpdir), before);
+    CU_ASSERT_EQUAL(scratch_count_entries(scratch_root), before);
 }
 
 /* The temporary file is written, but the rename onto a directory fails:
@@ -394,12 +347,12 @@ static void test_missing_directory_error(void)
 static void test_failed_rename_leaves_nothing(void)
 {
     char dir[2100];
-    snprintf(dir, sizeof dir, "%s/occupied", tmpdir);
+    snprintf(dir, sizeof dir, "%s/occupied", scratch_root);
     CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
     char inner[2200];
     snprintf(inner, sizeof inner, "%s/keep", dir);
     CU_ASSERT_EQUAL_FATAL(mkdir(inner, 0700), 0);   /* non-empty: rename cannot replace it */
-    int before = count_entries(tmpdir);
+    int before = scratch_count_entries(scratch_root);
     double y[2] = {1, 2};
     nr_series s = {"s", y, 2};
     nr_error err = {{0}};
@@ -409,8 +362,8 @@ static void test_failed_rename_leaves_nothing(void)
     err.msg[0] = '\0';
     CU_ASSERT_EQUAL(nr_report_html(dir, &r, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, dir));
-    CU_ASSERT_EQUAL(count_entries(tmpdir), before);
-    CU_ASSERT_EQUAL(count_entries(dir), 1);
+    CU_ASSERT_EQUAL(scratch_count_entries(scratch_root), before);
+    CU_ASSERT_EQUAL(scratch_count_entries(dir), 1);
 }
 
 static void test_overwrite_replaces_file(void)
@@ -585,7 +538,7 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--not-blank")) return more_than_one_colour(argv[2]) == 1 ? 0 : 1;
     if (argc == 4 && !strcmp(argv[1], "--has-colour"))
         return count_colour(argv[2], (unsigned)strtoul(argv[3], NULL, 16), 6) > 100 ? 0 : 1;
-    if (make_scratch_dir()) {
+    if (scratch_init("plot")) {
         perror("mkdtemp");
         return 1;
     }
@@ -618,7 +571,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int failed = tap_run_all();
-    remove_tree(tmpdir);
+    scratch_remove_tree(scratch_root);
     /* cairo keeps font caches for the life of the process; drop them so
      * LeakSanitizer reports only what the plotting code itself loses. */
     cairo_debug_reset_static_data();
