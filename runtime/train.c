@@ -736,7 +736,9 @@ static void final_test(run *r, summary *s, nr_noise_row *rows, int32_t *pred)
     s->tested = 1;
     s->noise = rows;
     s->nnoise = r->p->noise.nstd;
-    nr_print_test_table(stdout, r->ntest, s->test_acc, s->test_loss, rows, r->p->noise.nstd);
+    /* A quiet sweep prints only its own table at the end. */
+    if (!(r->o.quiet && r->o.result))
+        nr_print_test_table(stdout, r->ntest, s->test_acc, s->test_loss, rows, r->p->noise.nstd);
 }
 
 static int write_summary(run *r, summary *s, nr_error *err)
