@@ -3,12 +3,10 @@
 #include "plot.h"
 #include "report.h"
 #include "train.h"
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Points whose data loads the same way can share one copy of it. */
 static int same_data(const nr_data_spec *a, const nr_data_spec *b)
@@ -50,10 +48,7 @@ static void point_dir(const char *sweep_dir, int k, const nr_sweep_point *pt, ch
 {
     char label[160];
     snprintf(label, sizeof label, "%s=%s", pt->sweep, pt->value);
-    for (char *c = label; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
-              *c == '-' || *c == '=' || *c == '_'))
-            *c = '_';
+    nr_path_safe(label);
     snprintf(out, n, "%s/%02d-%s", sweep_dir, k, label);
 }
 
@@ -169,8 +164,7 @@ static int plot_sweeps(const char *dir, const sweep_table *t, nr_error *err)
         if (n) {
             char path[2300], title[256], name[128];
             snprintf(name, sizeof name, "%s", p->sweep[first].sweep);
-            for (char *c = name; *c; c++)
-                if (*c == ',' || *c == ' ' || *c == '/') *c = '_';
+            nr_path_safe(name);
             snprintf(path, sizeof path, "%s/sweep-%s.png", dir, name);
             snprintf(title, sizeof title, "%s: accuracy against %s", p->model, p->sweep[first].sweep);
             nr_series s[2] = { { "test", test, n }, { "validation", val, n } };
@@ -191,12 +185,6 @@ static double json_number(const char *text, const char *key)
     at += strlen(pat);
     if (!strncmp(at, "null", 4)) return NAN;
     return strtod(at, NULL);
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* --resume: a point whose run finished keeps its results; one with a
@@ -223,7 +211,7 @@ static int resume_point(const char *out, nr_run_opts *po, nr_run_result *res)
         }
     }
     snprintf(path, sizeof path, "%s/last.safetensors", out);
-    po->resume = file_exists(path);
+    po->resume = nr_file_exists(path);
     return 0;
 }
 

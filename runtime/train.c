@@ -448,32 +448,33 @@ int nr_make_dirs(const char *path, nr_error *err)
     return 0;
 }
 
-static int file_exists(const char *path)
+int nr_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-static int isalnum_ascii(char c)
+void nr_path_safe(char *s)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+              *s == '-' || *s == '_' || *s == '='))
+            *s = '_';
 }
 
 /* runs/<model>-<tag><YYYYmmdd-HHMMSS>, the model name made safe for a path. */
 void nr_default_run_dir(const char *model, const char *tag, char *out, size_t n)
 {
     char name[256];
-    size_t k = 0;
-    for (const char *c = model; *c && k < sizeof name - 1; c++)
-        name[k++] = (isalnum_ascii(*c) || *c == '-' || *c == '_' || *c == '.') ? *c : '_';
-    name[k] = '\0';
+    snprintf(name, sizeof name, "%s", model);
+    nr_path_safe(name);
     time_t t = time(NULL);
     struct tm tm;
     localtime_r(&t, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
     snprintf(out, n, "runs/%s-%s%s", name, tag, stamp);
-    for (int i = 2; file_exists(out) && i < 1000; i++) snprintf(out, n, "runs/%s-%s%s-%d", name, tag, stamp, i);
+    for (int i = 2; nr_file_exists(out) && i < 1000; i++) snprintf(out, n, "runs/%s-%s%s-%d", name, tag, stamp, i);
 }
 
 /* The newest runs/<model>-* holding a last.safetensors, for --resume without --out. */
@@ -508,9 +509,9 @@ static int setup_run_dir(run *r, nr_error *err)
                            r->p->model);
     } else nr_default_run_dir(r->p->model, "", r->dir, sizeof r->dir);
     path_in(r, ck, sizeof ck, "last.safetensors");
-    if (r->o.resume && !file_exists(ck))
+    if (r->o.resume && !nr_file_exists(ck))
         return nr_fail(err, "--resume: %s has no checkpoint (no %s)", r->dir, ck);
-    if (!r->o.resume && file_exists(ck))
+    if (!r->o.resume && nr_file_exists(ck))
         return nr_fail(err, "%s already holds a run (%s); continue it with --resume, or choose another --out", r->dir,
                        ck);
     return nr_make_dirs(r->dir, err);

@@ -43,6 +43,10 @@ int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err);
  * comma-separated list of swept names), one run directory each under the
  * sweep's directory, then the table, sweep.csv and the plots. */
 int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr_error *err);
+int nr_file_exists(const char *path);
+/* Makes s usable as one file name: characters other than letters, digits
+ * and . - _ = become '_'. */
+void nr_path_safe(char *s);
 /* mkdir -p. */
 int nr_make_dirs(const char *path, nr_error *err);
 /* runs/<model>-<tag><date>-<time>, not yet existing. */
