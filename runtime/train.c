@@ -382,21 +382,22 @@ static int load_tensors(run *r, const nr_st_file *f, int with_optimizer, nr_erro
     return rc;
 }
 
-static int resume_from(run *r, const char *path, nr_error *err)
+/* The settings and counters of a run from its checkpoint f (its weights
+ * are loaded once the model is laid out). */
+static int resume_from(run *r, const nr_st_file *f, nr_error *err)
 {
-    nr_st_file f;
-    if (nr_safetensors_read(path, &f, err)) return -1;
+    const char *path = f->path;
     long long epoch, step, seed, batch, epochs;
-    const char *format = nr_st_meta(&f, "format");
+    const char *format = nr_st_meta(f, "format");
     int rc = 0;
     if (!format || strcmp(format, CHECKPOINT_FORMAT))
         rc = nr_fail(err, "%s: not a netc checkpoint (format '%s')", path, format ? format : "none");
-    if (!rc) rc = meta_long(&f, "epoch", &epoch, err);
-    if (!rc) rc = meta_long(&f, "step", &step, err);
-    if (!rc) rc = meta_long(&f, "seed", &seed, err);
-    if (!rc) rc = meta_long(&f, "batch", &batch, err);
-    if (!rc) rc = meta_long(&f, "epochs", &epochs, err);
-    const char *lr = nr_st_meta(&f, "lr");
+    if (!rc) rc = meta_long(f, "epoch", &epoch, err);
+    if (!rc) rc = meta_long(f, "step", &step, err);
+    if (!rc) rc = meta_long(f, "seed", &seed, err);
+    if (!rc) rc = meta_long(f, "batch", &batch, err);
+    if (!rc) rc = meta_long(f, "epochs", &epochs, err);
+    const char *lr = nr_st_meta(f, "lr");
     if (!rc && !lr) rc = nr_fail(err, "%s: not a netc checkpoint: no 'lr' in its metadata", path);
     /* A resumed run continues the saved one: the settings that shape the
      * result must be the saved ones; only the number of epochs may grow. */
@@ -410,13 +411,13 @@ static int resume_from(run *r, const char *path, nr_error *err)
     if (!rc && r->o.epochs > 0 && r->o.epochs < epoch)
         rc = nr_fail(err, "%s already holds %lld epochs; --epochs %d cannot shorten it", path, epoch, r->o.epochs);
     long long threads = 0, limit = 0;
-    if (!rc && !meta_long(&f, "train_limit", &limit, NULL) && limit != r->o.train_limit)
+    if (!rc && !meta_long(f, "train_limit", &limit, NULL) && limit != r->o.train_limit)
         rc = nr_fail(err, "%s was trained with --train-limit %lld; resume with the same", path, limit);
-    if (!rc && !meta_long(&f, "threads", &threads, NULL) && threads != r->nthreads)
+    if (!rc && !meta_long(f, "threads", &threads, NULL) && threads != r->nthreads)
         fprintf(stderr, "warning: %s was trained with %lld thread%s, this run has %d: the sums are split "
                         "differently, so the result will not be bit-identical to an uninterrupted run\n",
                 path, threads, threads == 1 ? "" : "s", r->nthreads);
-    const char *loss = nr_st_meta(&f, "train_loss");
+    const char *loss = nr_st_meta(f, "train_loss");
     if (!rc) {
         r->last_train_loss = loss ? atof(loss) : NAN;
         r->seed = (uint64_t)seed;
@@ -427,7 +428,6 @@ static int resume_from(run *r, const char *path, nr_error *err)
         r->epoch_done = (int)epoch;
         r->step = (long)step;
     }
-    nr_st_free(&f);
     return rc;
 }
 
@@ -886,21 +886,24 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
     int rc = setup_run_dir(&r, err);
     char ck[2200];
     path_in(&r, ck, sizeof ck, "last.safetensors");
-    if (!rc && r.o.resume) rc = resume_from(&r, ck, err);
+    /* A resumed run's checkpoint is read once: settings now, weights after the layout. */
+    nr_st_file f;
+    int have_ck = 0;
+    if (!rc && r.o.resume) {
+        rc = nr_safetensors_read(ck, &f, err);
+        have_ck = !rc;
+        if (!rc) rc = resume_from(&r, &f, err);
+    }
     if (!rc) rc = load_data(&r, 1, err);
     if (!rc) rc = alloc_run(&r, err);
     if (!rc) {
         nr_model_init_weights(&r.m, r.seed);
-        if (r.o.resume) {
-            nr_st_file f;
-            rc = nr_safetensors_read(ck, &f, err);
-            if (!rc) {
-                rc = load_tensors(&r, &f, 1, err);
-                nr_st_free(&f);
-            }
+        if (have_ck) {
+            rc = load_tensors(&r, &f, 1, err);
             if (!rc && !r.o.quiet) printf("resuming %s after epoch %d (step %ld)\n", ck, r.epoch_done, r.step);
         }
     }
+    if (have_ck) nr_st_free(&f);
     if (!rc) {
         print_header(&r);
         rc = train_loop(&r, err);
