@@ -820,6 +820,20 @@ static int test_pictures_dir(run *r, const nr_run_opts *o, char *out, size_t n, 
     return nr_make_dirs(out, err);
 }
 
+/* The test table (clean and noisy), then the records: for a training run
+ * (test_opts NULL) summary.json and its report in r->dir; for PROG test the
+ * report in the directory test_opts names. */
+static int test_and_report(run *r, summary *s, nr_noise_row *rows, const nr_run_opts *test_opts, nr_error *err)
+{
+    int32_t *pred = nr_alloc((size_t)(r->ntest ? r->ntest : 1) * sizeof *pred);
+    if (!pred) return nr_fail(err, "out of memory");
+    final_test(r, s, rows, pred);
+    int rc = test_opts ? test_pictures_dir(r, test_opts, r->dir, sizeof r->dir, err) : write_summary(r, s, err);
+    if (!rc) rc = write_reports(r, s, pred, r->dir, !test_opts, err);
+    nr_free(pred);
+    return rc;
+}
+
 static void print_header(const run *r)
 {
     if (r->o.quiet) return;
@@ -916,12 +930,7 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
             eval_set e = { &r.train_set, r.val_idx, r.nval, -1 };
             evaluate(&r, &e, &s.val_loss, &s.val_acc);
         }
-        int32_t *pred = rc ? NULL : nr_alloc((size_t)(r.ntest ? r.ntest : 1) * sizeof *pred);
-        if (!rc && !pred) rc = nr_fail(err, "out of memory");
-        if (!rc) final_test(&r, &s, rows, pred);
-        if (!rc) rc = write_summary(&r, &s, err);
-        if (!rc) rc = write_reports(&r, &s, pred, r.dir, 1, err);
-        nr_free(pred);
+        if (!rc) rc = test_and_report(&r, &s, rows, NULL, err);
         if (!rc && r.o.result) {
             nr_run_result *res = r.o.result;
             res->train_loss = r.last_train_loss;
@@ -962,12 +971,7 @@ int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
         summary s = { &r, 0, NAN, NAN, NAN, NAN, NULL, 0, "tested" };
         nr_noise_row rows[64];
         if (!r.o.quiet) printf("model %s: weights %s\n", p->model, o->weights);
-        int32_t *pred = nr_alloc((size_t)(r.ntest ? r.ntest : 1) * sizeof *pred);
-        if (!pred) rc = nr_fail(err, "out of memory");
-        if (!rc) final_test(&r, &s, rows, pred);
-        if (!rc) rc = test_pictures_dir(&r, o, r.dir, sizeof r.dir, err);
-        if (!rc) rc = write_reports(&r, &s, pred, r.dir, 0, err);
-        nr_free(pred);
+        rc = test_and_report(&r, &s, rows, o, err);
     }
     free_run(&r);
     return rc;
