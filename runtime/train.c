@@ -488,7 +488,7 @@ static void write_summary_json(FILE *f, void *arg)
     nr_json_key(&j, "source"), nr_json_str(&j, r->p->source);
     nr_json_key(&j, "overrides"), nr_json_str(&j, r->p->overrides);
     nr_json_key(&j, "netc_version"), nr_json_str(&j, r->p->netc_version);
-    nr_json_key(&j, "device"), nr_json_str(&j, "cpu");
+    nr_json_key(&j, "device"), nr_json_str(&j, r->b->device);
     nr_json_key(&j, "threads"), nr_json_int(&j, r->nthreads);
     nr_json_key(&j, "status"), nr_json_str(&j, s->status);
     nr_json_key(&j, "parameters"), nr_json_int(&j, (long long)r->host.nparams);
