@@ -233,10 +233,14 @@ static void plan_group(const ir_program *p, cuda_plan *pl, const cuda_group *g, 
             snprintf(l->shape, sizeof l->shape, "%lld blocks x %d", pc, BLOCK);
         }
         if (!bn_split || has_chain) {
-            int reuse = pass == CP_EVAL && g->bn < 0;
-            l = add_launch(pl, pass, bn_split ? "bn normalize" : conv ? "conv" : dense ? "dense epilogue" : "pointwise",
+            /* evaluation reuses the training's kernel, except where BatchNorm is
+             * folded into a producer; without one, that kernel normalizes with
+             * the running statistics (no dropout: no mask) */
+            int reuse = pass == CP_EVAL && !folded;
+            l = add_launch(pl, pass,
+                           bn_split || g->bn >= 0 ? "bn normalize" : conv ? "conv" : dense ? "dense epilogue" : "pointwise",
                            !reuse);
-            if (bn_split) snprintf(l->name, sizeof l->name, "fwd_%s", chain_name);
+            if (bn_split || (reuse && g->bn >= 0)) snprintf(l->name, sizeof l->name, "fwd_%s", chain_name);
             else snprintf(l->name, sizeof l->name, "%s_%s", reuse ? "fwd" : pre, g->name);
             if (bn_split) set_covers(p, l, chain, 4, NULL);
             else set_covers(p, l, all, 5, NULL);
@@ -247,8 +251,9 @@ static void plan_group(const ir_program *p, cuda_plan *pl, const cuda_group *g, 
         }
         return;
     }
-    /* backward: the mirror */
-    if (has_chain && !(g->to_loss)) {
+    /* backward: the mirror (BatchNorm alone needs nothing before its own kernels: dz = dy) */
+    int bn_alone = g->bn >= 0 && g->act < 0 && g->pool < 0 && g->drop < 0;
+    if (has_chain && !g->to_loss && !bn_alone) {
         int writes = g->act >= 0 || g->pool >= 0 || g->drop >= 0 || (conv && !g->implicit);
         l = add_launch(pl, pass, g->bn >= 0 ? "pointwise grad" : dense ? "epilogue grad + bias grad" : "pointwise grad", 1);
         snprintf(l->name, sizeof l->name, "bwd_%s", g->name);
@@ -979,7 +984,9 @@ void emit_cuda(const ir_program *p, strbuf *out)
     sb_puts(out, ".cu\"\n\n");
     emit_data(p, out);
     int first_compute = 1;
-    for (int i = 0; i < pl.ngroups; i++) {
+    /* a final softmax is the loss kernel's (as in cuda_plan_build) */
+    int tail = pl.ngroups > 0 && pl.groups[pl.ngroups - 1].softmax >= 0 ? pl.ngroups - 1 : pl.ngroups;
+    for (int i = 0; i < tail; i++) {
         emit_group(p, &pl.groups[i], first_compute && pl.groups[i].view < 0, out);
         if (pl.groups[i].view < 0) first_compute = 0;
     }
