@@ -367,8 +367,7 @@ static int host_buffers(cuda_backend *cb, nr_error *e)
     return 0;
 }
 
-/* The device layer NETC_CUDA asks for: the emulator for "emu", else the driver. */
-static const nr_dev_ops *device_layer(nr_error *e)
+const nr_dev_ops *nr_cuda_device_layer(nr_error *e)
 {
     const char *which = getenv("NETC_CUDA");
     if (which && !strcmp(which, "emu")) return nr_emu_load(e);
@@ -399,7 +398,7 @@ static void describe_device(cuda_backend *cb)
 
 nr_backend *nr_cuda_backend_open(const nr_backend_config *c, nr_error *e)
 {
-    const nr_dev_ops *ops = device_layer(e);
+    const nr_dev_ops *ops = nr_cuda_device_layer(e);
     if (!ops) return NULL;
     cuda_backend *cb = calloc(1, sizeof *cb);
     if (!cb) {

@@ -5,6 +5,7 @@
  * to values whose types match the kernel's parameters exactly (int, long
  * long, float, 64-bit device pointers). */
 #include "layers.h"
+#include "../nr_math.h"
 #include "../optim.h"
 #include <math.h>
 #include <string.h>
@@ -169,7 +170,7 @@ static int dropout_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dp
 {
     i64 total = (i64)n * in_size(L);
     int active = (flags & NR_TRAINING) && L->p > 0.0f;
-    float p = L->p, keep = L->p >= 1.0f ? 0.0f : 1.0f / (1.0f - L->p);
+    float p = L->p, keep = nr_dropout_scale(L->p);
     void *args[] = { &x, &y, &saved, &total, &p, &keep, &active, &stream };
     return nr_gpu_launch(g, NR_K_DROPOUT_FORWARD, total, args, e);
 }
@@ -271,21 +272,11 @@ int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, n
 
 /* ---- loss --------------------------------------------------------------------------------- */
 
-/* The kernel's nr_loss_args, field for field. */
-typedef struct loss_args {
-    int kind;
-    float label_smoothing;
-    int smoothing_other_classes;
-    int mse_softmax;
-    float margin;
-    int p;
-} loss_args;
-
 int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, nr_dptr logits, nr_dptr labels,
                 nr_dptr dlogits, nr_dptr result, nr_error *e)
 {
-    loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
-                    loss->margin, loss->p };
+    nr_loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
+                       loss->margin, loss->p };
     nr_dptr out_loss = result, out_correct = result + sizeof(double);
     void *args[] = { &a, &n, &classes, &logits, &labels, &dlogits, &out_loss, &out_correct };
     return nr_gpu_launch_blocks(g, NR_K_LOSS, 1, args, e);
