@@ -6,6 +6,12 @@
  * the loss and the number correct of step `slot` land in device memory
  * (results[slot]) and read_steps fetches them when the driver asks.
  *
+ * A training step's launches (forward, loss, backward, SAM, optimizer) are
+ * captured once per batch size as a CUDA graph and replayed: what changes
+ * from step to step (step number, slot, lr, bias corrections) is uploaded
+ * to an nr_step_vars in device memory before each replay, and the batch to
+ * fixed buffers. NETC_CUDA_GRAPHS=0 launches them one by one instead.
+ *
  * Batches are prepared on the host by the CPU's own preprocessing
  * (runtime/preprocess.c: normalize, resize, augmentation, noise), so both
  * backends see the same images bit for bit, and uploaded as floats. */
@@ -44,6 +50,10 @@ typedef struct cuda_backend {
     nr_dptr params, grads, buffers, state, sam_saved, sam_scratch;
     nr_dptr *act, *saved;                   /* act[0] the input batch, act[i + 1] layer i's output */
     nr_dptr scratch, dx[2], dlogits, labels, results;
+    nr_dptr vars, eval_vars;                /* the step's nr_step_vars; evaluation's (spare slot) */
+    int use_graphs;
+    struct { int n; nr_dev_graph *graph; } graphs[4];  /* per batch size: the full one, the last */
+    int ngraphs;
     float *h_input, *h_logits;
     int32_t *h_labels;
     float *pre_scratch;                     /* per thread */
@@ -60,11 +70,6 @@ static size_t image_size(const nr_program *p)
 
 static size_t out_size(const nr_layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
 
-/* The results slot SAM's second pass and evaluations write to. */
-static nr_dptr spare_result(const cuda_backend *cb)
-{
-    return cb->results + (size_t)cb->c.max_steps * NR_GPU_LOSS_RESULT_BYTES;
-}
 
 /* ---- host-side batch preparation -------------------------------------------- */
 
@@ -125,13 +130,14 @@ static int prepare_eval_batch(cuda_backend *cb, const nr_eval *ev, int first, in
 
 static nr_dptr floats_at(nr_dptr base, size_t offset) { return base + offset * sizeof(float); }
 
-static int forward(cuda_backend *cb, int n, int flags, uint32_t draw, nr_error *e)
+/* pass: 0, or 1 for SAM's second pass (its own dropout draws). */
+static int forward(cuda_backend *cb, int n, int flags, uint32_t pass, nr_error *e)
 {
     for (int i = 0; i < cb->nl; i++) {
-        nr_stream dropout = nr_stream_make(cb->c.seed, NR_RNG_DROPOUT, (uint32_t)i, draw);
+        nr_gpu_draws dropout = { cb->c.seed, (uint32_t)i, pass, flags & NR_TRAINING ? cb->vars : 0 };
         if (nr_gpu_forward(&cb->g, &cb->p->layers[i], n, cb->act[i], cb->act[i + 1],
                            floats_at(cb->params, cb->param_off[i]), floats_at(cb->buffers, cb->buffer_off[i]),
-                           cb->saved[i], cb->scratch, flags, dropout, e))
+                           cb->saved[i], cb->scratch, flags, &dropout, e))
             return -1;
     }
     return 0;
@@ -152,13 +158,57 @@ static int backward(cuda_backend *cb, int n, nr_error *e)
     return 0;
 }
 
-/* Forward, loss (into `result`) and backward over the uploaded batch. */
-static int forward_backward(cuda_backend *cb, int n, int flags, uint32_t draw, nr_dptr result, nr_error *e)
+/* Forward, loss (into the slot `vars` names) and backward over the uploaded batch. */
+static int forward_backward(cuda_backend *cb, int n, int flags, uint32_t pass, nr_dptr vars, nr_error *e)
 {
-    if (forward(cb, n, flags, draw, e)) return -1;
-    if (nr_gpu_loss(&cb->g, &cb->loss, n, cb->p->classes, cb->act[cb->nl], cb->labels, cb->dlogits, result, e))
+    if (forward(cb, n, flags, pass, e)) return -1;
+    if (nr_gpu_loss(&cb->g, &cb->loss, n, cb->p->classes, cb->act[cb->nl], cb->labels, cb->dlogits, cb->results,
+                    vars, e))
         return -1;
     return backward(cb, n, e);
+}
+
+/* Every launch of a training step on the uploaded batch and step values.
+ * A loss that is not finite is seen by the driver when it reads the step;
+ * the update then spoils only weights nobody keeps. */
+static int step_launches(cuda_backend *cb, int n, nr_error *e)
+{
+    if (forward_backward(cb, n, NR_TRAINING | NR_UPDATE_STATS, 0, cb->vars, e)) return -1;
+    if (cb->optim.sam) {
+        /* SAM: the gradient again at the sharpest nearby point; BatchNorm's
+         * running statistics stay as the first pass left them. */
+        if (nr_gpu_sam_perturb(&cb->g, &cb->optim, cb->params, cb->grads, cb->sam_saved, cb->sam_scratch,
+                               cb->nparams, e) ||
+            forward_backward(cb, n, NR_TRAINING, 1, cb->eval_vars, e) ||
+            nr_gpu_sam_restore(&cb->g, cb->params, cb->sam_saved, cb->nparams, e))
+            return -1;
+    }
+    return nr_gpu_optim_step(&cb->g, &cb->optim, cb->vars, cb->params, cb->grads, cb->state, cb->nparams, e);
+}
+
+/* The step's graph for batches of n, captured on first use. */
+static int step_graph(cuda_backend *cb, int n, nr_dev_graph **out, nr_error *e)
+{
+    for (int i = 0; i < cb->ngraphs; i++)
+        if (cb->graphs[i].n == n) return *out = cb->graphs[i].graph, 0;
+    if (cb->ngraphs == (int)(sizeof cb->graphs / sizeof cb->graphs[0])) {
+        cb->g.ops->graph_free(cb->g.ctx, cb->graphs[0].graph);
+        memmove(cb->graphs, cb->graphs + 1, sizeof cb->graphs - sizeof cb->graphs[0]);
+        cb->ngraphs--;
+    }
+    if (cb->g.ops->graph_begin(cb->g.ctx, e)) return -1;
+    int rc = step_launches(cb, n, e);
+    nr_dev_graph *graph = NULL;
+    nr_error end_err;
+    if (cb->g.ops->graph_end(cb->g.ctx, &graph, rc ? &end_err : e)) return -1;
+    if (rc) {
+        cb->g.ops->graph_free(cb->g.ctx, graph);
+        return -1;
+    }
+    cb->graphs[cb->ngraphs].n = n;
+    cb->graphs[cb->ngraphs++].graph = graph;
+    *out = graph;
+    return 0;
 }
 
 static int cuda_train_step(nr_backend *b, const nr_batch *bt, nr_error *e)
@@ -167,21 +217,12 @@ static int cuda_train_step(nr_backend *b, const nr_batch *bt, nr_error *e)
     if (bt->slot < 0 || bt->slot >= cb->c.max_steps) return nr_fail(e, "step slot %ld out of range", bt->slot);
     if (!cb->sets[NR_SET_TRAIN]) return nr_fail(e, "no training set uploaded");
     if (prepare_train_batch(cb, bt, e)) return -1;
-    nr_dptr result = cb->results + (size_t)bt->slot * NR_GPU_LOSS_RESULT_BYTES;
-    if (forward_backward(cb, bt->n, NR_TRAINING | NR_UPDATE_STATS, (uint32_t)(2 * bt->step), result, e)) return -1;
-    /* A loss that is not finite is seen by the driver when it reads the
-     * step; the update below then spoils only weights nobody keeps. */
-    if (cb->optim.sam) {
-        /* SAM: the gradient again at the sharpest nearby point; BatchNorm's
-         * running statistics stay as the first pass left them. */
-        if (nr_gpu_sam_perturb(&cb->g, &cb->optim, cb->params, cb->grads, cb->sam_saved, cb->sam_scratch,
-                               cb->nparams, e) ||
-            forward_backward(cb, bt->n, NR_TRAINING, (uint32_t)(2 * bt->step + 1), spare_result(cb), e) ||
-            nr_gpu_sam_restore(&cb->g, cb->params, cb->sam_saved, cb->nparams, e))
-            return -1;
-    }
-    return nr_gpu_optim_step(&cb->g, &cb->optim, bt->lr, bt->step + 1, cb->params, cb->grads, cb->state, cb->nparams,
-                             e);
+    nr_step_vars v;
+    nr_gpu_step_vars(&cb->optim, bt->lr, bt->step + 1, bt->slot, &v);
+    if (nr_gpu_upload(&cb->g, cb->vars, &v, sizeof v, e)) return -1;
+    if (!cb->use_graphs) return step_launches(cb, bt->n, e);
+    nr_dev_graph *graph;
+    return step_graph(cb, bt->n, &graph, e) || cb->g.ops->graph_launch(cb->g.ctx, graph, e) ? -1 : 0;
 }
 
 static int cuda_read_steps(nr_backend *b, long first, long count, nr_step_result *out, nr_error *e)
@@ -190,13 +231,13 @@ static int cuda_read_steps(nr_backend *b, long first, long count, nr_step_result
     if (first < 0 || count < 0 || first + count > cb->c.max_steps)
         return nr_fail(e, "steps %ld..%ld out of range", first, first + count);
     if (!count) return 0;
-    size_t bytes = (size_t)count * NR_GPU_LOSS_RESULT_BYTES;
+    size_t bytes = (size_t)count * NR_LOSS_RESULT_BYTES;
     unsigned char *raw = malloc(bytes);
     if (!raw) return nr_fail(e, "out of memory");
-    int rc = nr_gpu_download(&cb->g, raw, cb->results + (size_t)first * NR_GPU_LOSS_RESULT_BYTES, bytes, e);
+    int rc = nr_gpu_download(&cb->g, raw, cb->results + (size_t)first * NR_LOSS_RESULT_BYTES, bytes, e);
     for (long k = 0; k < count && !rc; k++) {
-        memcpy(&out[k].loss, raw + k * NR_GPU_LOSS_RESULT_BYTES, sizeof(double));
-        memcpy(&out[k].correct, raw + k * NR_GPU_LOSS_RESULT_BYTES + sizeof(double), sizeof(int));
+        memcpy(&out[k].loss, raw + k * NR_LOSS_RESULT_BYTES, sizeof(double));
+        memcpy(&out[k].correct, raw + k * NR_LOSS_RESULT_BYTES + sizeof(double), sizeof(int));
     }
     free(raw);
     return rc;
@@ -222,11 +263,11 @@ static int cuda_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, lon
     for (int first = 0; first < ev->count; first += batch) {
         int n = ev->count - first < batch ? ev->count - first : batch;
         if (prepare_eval_batch(cb, ev, first, n, e) || forward(cb, n, 0, 0, e) ||
-            nr_gpu_loss(&cb->g, &cb->loss, n, classes, cb->act[cb->nl], cb->labels, 0, spare_result(cb), e))
+            nr_gpu_loss(&cb->g, &cb->loss, n, classes, cb->act[cb->nl], cb->labels, 0, cb->results, cb->eval_vars, e))
             return -1;
         double loss = 0;
         int c = 0;
-        if (nr_gpu_loss_result(&cb->g, spare_result(cb), &loss, &c, e)) return -1;
+        if (nr_gpu_loss_result(&cb->g, cb->results, cb->c.max_steps, &loss, &c, e)) return -1;
         if (pred) {
             if (nr_gpu_download(&cb->g, cb->h_logits, cb->act[cb->nl], (size_t)n * classes * sizeof(float), e))
                 return -1;
@@ -277,8 +318,10 @@ static void cuda_destroy(nr_backend *b)
     cuda_backend *cb = cuda_of(b);
     nr_gpu *g = &cb->g;
     if (g->ops) {
-        nr_dptr *bufs[] = { &cb->params, &cb->grads, &cb->buffers, &cb->state, &cb->sam_saved, &cb->sam_scratch,
-                            &cb->scratch, &cb->dx[0], &cb->dx[1], &cb->dlogits, &cb->labels, &cb->results };
+        for (int i = 0; i < cb->ngraphs; i++) g->ops->graph_free(g->ctx, cb->graphs[i].graph);
+        nr_dptr *bufs[] = { &cb->params, &cb->grads,  &cb->buffers, &cb->state,   &cb->sam_saved,
+                            &cb->sam_scratch, &cb->scratch, &cb->dx[0], &cb->dx[1], &cb->dlogits,
+                            &cb->labels, &cb->results, &cb->vars, &cb->eval_vars };
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nr_gpu_free(g, *bufs[i]);
         for (int i = 0; cb->act && i <= cb->nl; i++) nr_gpu_free(g, cb->act[i]);
         for (int i = 0; cb->saved && i < cb->nl; i++) nr_gpu_free(g, cb->saved[i]);
@@ -333,7 +376,9 @@ static int lay_out(cuda_backend *cb, nr_error *e)
         alloc_floats(cb, &cb->dx[1], widest * batch, e) ||
         alloc_floats(cb, &cb->dlogits, (size_t)batch * p->classes, e) ||
         nr_gpu_alloc(&cb->g, &cb->labels, (size_t)batch * sizeof(int32_t), e) ||
-        nr_gpu_alloc(&cb->g, &cb->results, ((size_t)cb->c.max_steps + 1) * NR_GPU_LOSS_RESULT_BYTES, e) ||
+        nr_gpu_alloc(&cb->g, &cb->results, ((size_t)cb->c.max_steps + 1) * NR_LOSS_RESULT_BYTES, e) ||
+        nr_gpu_alloc(&cb->g, &cb->vars, sizeof(nr_step_vars), e) ||
+        nr_gpu_alloc(&cb->g, &cb->eval_vars, sizeof(nr_step_vars), e) ||
         alloc_floats(cb, &cb->act[0], image_size(p) * batch, e))
         return -1;
     if (cb->optim.sam && (alloc_floats(cb, &cb->sam_saved, cb->nparams, e) ||
@@ -345,6 +390,11 @@ static int lay_out(cuda_backend *cb, nr_error *e)
             alloc_floats(cb, &cb->saved[i], nr_layer_saved_count(L, batch), e))
             return -1;
     }
+    /* Evaluation and SAM's second pass write their loss to the spare slot
+     * after the epoch's; nothing else of eval_vars is read. */
+    nr_step_vars spare;
+    nr_gpu_step_vars(&cb->optim, cb->optim.lr, 1, cb->c.max_steps, &spare);
+    if (nr_gpu_upload(&cb->g, cb->eval_vars, &spare, sizeof spare, e)) return -1;
     /* Gradients of layers without a backward write (none today) must not be garbage. */
     return nr_gpu_fill32(&cb->g, cb->grads, 0, cb->nparams, e);
 }
@@ -411,6 +461,8 @@ nr_backend *nr_cuda_backend_open(const nr_backend_config *c, nr_error *e)
     cb->optim = *c->optim;
     cb->loss = *c->loss;
     cb->nl = c->p->nlayers;
+    const char *graphs = getenv("NETC_CUDA_GRAPHS");
+    cb->use_graphs = !(graphs && !strcmp(graphs, "0"));
     if (nr_gpu_open(&cb->g, ops, 0, c->tf32, e) || nr_gpu_load_kernels(&cb->g, e) || lay_out(cb, e) ||
         host_buffers(cb, e)) {
         cuda_destroy(&cb->base);

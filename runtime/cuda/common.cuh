@@ -5,6 +5,7 @@
 #ifndef NR_CUDA_COMMON_CUH
 #define NR_CUDA_COMMON_CUH
 #include "block.h"
+#include "step_vars.h"
 #include "../nr_math.h"
 
 typedef unsigned int u32;

@@ -3,14 +3,18 @@
 /* ---- losses: loss, gradient and correct count in one kernel -------------------
  * One block of NR_CUDA_BLOCK threads, a sample per thread at a time; each
  * row is runtime/nr_math.h's nr_loss_row, as runtime/cpu/loss.c computes
- * it. out_loss receives the mean loss (NaN when a label is out of range),
- * out_correct how many argmax == label. Not named like the CPU's
+ * it. the step's result slot receives the mean loss (NaN when a label is out
+ * of range), then how many argmax == label. Not named like the CPU's
  * nr_loss_forward_backward: the emulator links both into one program. */
 
 /* dlogits may be NULL (evaluation). Launch with one block of NR_CUDA_BLOCK threads. */
 extern "C" __global__ void nr_loss_batch(nr_loss_args a, int n, int classes, const float *logits, const int *labels,
-                                         float *dlogits, double *out_loss, int *out_correct)
+                                         float *dlogits, unsigned char *results, const nr_step_vars *sv)
 {
+    /* The step's slot, read from device memory (see step_vars.h). */
+    unsigned char *result = results + (i64)sv->slot * NR_LOSS_RESULT_BYTES;
+    double *out_loss = (double *)result;
+    int *out_correct = (int *)(result + sizeof(double));
     __shared__ double shared[NR_CUDA_BLOCK];
     double total = 0.0, correct = 0.0, bad = 0.0, scale = 1.0 / n;
     for (int i = threadIdx.x; i < n; i += NR_CUDA_BLOCK) {

@@ -3,13 +3,17 @@
 /* ---- optimizers: one kernel per optimizer over the flat parameter buffer --------
  * The scalar coefficients come from the host, computed in double and
  * rounded once exactly as runtime/optim.c does; each float operation here
- * is one of optim.c's, in its order. */
+ * is one of optim.c's, in its order. Those that change every step (lr, the
+ * bias corrections, SGD's first-step mode) are read from the step's
+ * nr_step_vars in device memory. */
 
 /* mode 0: no momentum; 1: first step with momentum (buf = d); 2: later steps.
  * Nesterov is (d_coef, b_coef) = (1, mu), plain momentum (0, 1). */
-extern "C" __global__ void nr_sgd_step(float *w, const float *g, float *buf, i64 n, float lr, float wd, float mu,
-                                       float keep, float d_coef, float b_coef, int mode)
+extern "C" __global__ void nr_sgd_step(float *w, const float *g, float *buf, i64 n, const nr_step_vars *sv,
+                                       float wd, float mu, float keep, float d_coef, float b_coef)
 {
+    float lr = sv->lr;
+    int mode = sv->sgd_mode;
     GRID_STRIDE(i, n) {
         float d = nr_decayed_grad(g[i], w[i], wd);
         if (mode == 0) {
@@ -24,9 +28,11 @@ extern "C" __global__ void nr_sgd_step(float *w, const float *g, float *buf, i64
 
 /* Adam and AdamW (decay_factor = 1 - lr*wd applied to w first when decoupled). */
 extern "C" __global__ void nr_adam_step(float *w, const float *g, float *m, float *v, i64 n, int decoupled,
-                                        float decay_factor, float wd, float b1, float one_minus_b1, float b2,
-                                        float one_minus_b2, float neg_step_size, float bc2_sqrt, float eps)
+                                        const nr_step_vars *sv, float wd, float b1, float one_minus_b1, float b2,
+                                        float one_minus_b2, float eps)
 {
+    float decay_factor = sv->adam_decay_factor, neg_step_size = sv->adam_neg_step_size;
+    float bc2_sqrt = sv->adam_bc2_sqrt;
     GRID_STRIDE(i, n) {
         float wi = decoupled ? w[i] * decay_factor : w[i];
         float d = nr_decayed_grad(g[i], wi, wd);
@@ -39,9 +45,11 @@ extern "C" __global__ void nr_adam_step(float *w, const float *g, float *m, floa
 }
 
 /* buf is NULL without momentum. */
-extern "C" __global__ void nr_rmsprop_step(float *w, const float *g, float *v, float *buf, i64 n, float lr, float wd,
-                                           float a, float one_minus_a, float eps, float mu)
+extern "C" __global__ void nr_rmsprop_step(float *w, const float *g, float *v, float *buf, i64 n,
+                                           const nr_step_vars *sv, float wd, float a, float one_minus_a, float eps,
+                                           float mu)
 {
+    float lr = sv->lr;
     GRID_STRIDE(i, n) {
         float d = nr_decayed_grad(g[i], w[i], wd);
         float vi = nr_ema_sq(v[i], a, one_minus_a, d);

@@ -29,6 +29,7 @@
 #define FP32_TOL 1e-5
 
 static nr_gpu gpu;
+static nr_dptr step_vars; /* one nr_step_vars in device memory, as the backend keeps */
 static int test_number, failures;
 static nr_stream inputs;
 static uint64_t draws; /* next draw of `inputs`: every check gets fresh numbers */
@@ -82,6 +83,14 @@ static nr_dptr device_floats(const float *src, size_t n, nr_error *e)
         return 0;
     }
     return p;
+}
+
+/* The step's values (nr_gpu_step_vars) into step_vars. */
+static int set_step_vars(const nr_optim *o, float lr, long step, long slot, nr_error *e)
+{
+    nr_step_vars v;
+    nr_gpu_step_vars(o, lr, step, slot, &v);
+    return nr_gpu_upload(&gpu, step_vars, &v, sizeof v, e);
 }
 
 static float *download_floats(nr_dptr p, size_t n, nr_error *e)
@@ -268,7 +277,11 @@ static void check_layer(const char *what, const nr_layer *L, int n, int flags, i
     memset(&c, 0, sizeof c);
     nr_error e = { "" };
     char label[160];
-    nr_stream dropout = nr_stream_make(draws++, NR_RNG_DROPOUT, 7, 3);
+    /* Layer 7's mask of pass 1 of the step after the first: draw 2 * 1 + 1. */
+    uint64_t dropout_seed = draws++;
+    nr_stream dropout = nr_stream_make(dropout_seed, NR_RNG_DROPOUT, 7, 3);
+    nr_gpu_draws gpu_dropout = { dropout_seed, 7, 1, step_vars };
+    nr_optim any_optim = { 0 };
     random_layer_inputs(L, n, &c);
     cpu_reference(L, n, flags, dropout, want_dx, &c);
 
@@ -285,8 +298,9 @@ static void check_layer(const char *what, const nr_layer *L, int n, int flags, i
                 c.ddparams;
     snprintf(label, sizeof label, "%s forward", what);
     printf("# %s (n=%d, flags=%d)\n", what, n, flags);
-    if (!ready || nr_gpu_forward(&gpu, L, n, c.dx_in, c.dy_out, c.dparams_in, c.dbuffers, c.dsaved, c.dscratch,
-                                 flags, dropout, &e) != 0 ||
+    if (!ready || set_step_vars(&any_optim, 0.0f, 2, 0, &e) != 0 ||
+        nr_gpu_forward(&gpu, L, n, c.dx_in, c.dy_out, c.dparams_in, c.dbuffers, c.dsaved, c.dscratch, flags,
+                       &gpu_dropout, &e) != 0 ||
         nr_gpu_sync(&gpu, &e) != 0) {
         gpu_failed(label, &e);
         free_case(&c);
@@ -438,10 +452,12 @@ static void check_loss(const char *what, nr_loss loss, int n, int classes, int w
     int got_correct = -1;
     int ok = dlogits && dgrad && nr_gpu_alloc(&gpu, &dlabels, (size_t)n * sizeof(int), &e) == 0 &&
              nr_gpu_upload(&gpu, dlabels, labels, (size_t)n * sizeof(int), &e) == 0 &&
-             nr_gpu_alloc(&gpu, &result, NR_GPU_LOSS_RESULT_BYTES, &e) == 0 &&
-             nr_gpu_fill32(&gpu, result, POISON, NR_GPU_LOSS_RESULT_BYTES / 4, &e) == 0 &&
-             nr_gpu_loss(&gpu, &loss, n, classes, dlogits, dlabels, with_grad ? dgrad : 0, result, &e) == 0 &&
-             nr_gpu_loss_result(&gpu, result, &got, &got_correct, &e) == 0;
+             nr_gpu_alloc(&gpu, &result, 2 * NR_LOSS_RESULT_BYTES, &e) == 0 &&
+             nr_gpu_fill32(&gpu, result, POISON, 2 * NR_LOSS_RESULT_BYTES / 4, &e) == 0 &&
+             set_step_vars(&(nr_optim){ 0 }, 0.0f, 1, 1, &e) == 0 &&
+             nr_gpu_loss(&gpu, &loss, n, classes, dlogits, dlabels, with_grad ? dgrad : 0, result, step_vars, &e) ==
+                 0 &&
+             nr_gpu_loss_result(&gpu, result, 1, &got, &got_correct, &e) == 0;
     printf("# %s (n=%d, classes=%d)\n", what, n, classes);
     if (!ok) printf("# %s\n", e.msg);
     double rel = fabs(got - ref) / (fabs(ref) > 1e-30 ? fabs(ref) : 1.0);
@@ -501,7 +517,7 @@ static void check_optimizer(const char *what, nr_optim o, size_t n, int steps)
         float lr = 0.01f * (float)step;
         nr_optim_step(&o, lr, step, w, g, state, n);
         ok = nr_gpu_upload(&gpu, dg, g, n * sizeof(float), &e) == 0 &&
-             nr_gpu_optim_step(&gpu, &o, lr, step, dw, dg, dstate, n, &e) == 0;
+             set_step_vars(&o, lr, step, 0, &e) == 0 && nr_gpu_optim_step(&gpu, &o, step_vars, dw, dg, dstate, n, &e) == 0;
         if (!ok) printf("# %s\n", e.msg);
         ok = ok && check_device("w", dw, w, n, FP32_TOL, 0);
         if (ns) ok = ok && check_device("state", dstate, state, ns, FP32_TOL, 0);
@@ -674,10 +690,15 @@ int main(void)
             "a second start reads the kernels from the cache");
     }
 
+    if (nr_gpu_alloc(&gpu, &step_vars, sizeof(nr_step_vars), &e) != 0) {
+        printf("Bail out! %s\n", e.msg);
+        return 1;
+    }
     rng_test();
     layer_tests();
     loss_tests();
     optimizer_tests();
+    nr_gpu_free(&gpu, step_vars);
     nr_gpu_close(&gpu);
     printf("1..%d\n# %d passed, %d failed\n", test_number, test_number - failures, failures);
     return failures ? 1 : 0;
