@@ -35,6 +35,7 @@ typedef struct ir_model {
     int auto_flatten;
     ir_node *nodes;
     int count;
+    int shaped;              /* nodes[0..shaped) have inferred shapes (count when all do) */
 } ir_model;
 
 typedef struct ir_param {

@@ -492,6 +492,7 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     sema s = { .file = f, .dl = dl, .env = { NULL, 0, ov, nov }, .prog = p };
     collect_params(&s);
     collect_sweeps(&s);
+    int errors_before_model = dl->errors;
     find_blocks(&s);
     lower_model(&s);
 
@@ -501,6 +502,9 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     p->has_data = s.blocks[B_DATA] != NULL;
     lower_settings_block(&s, B_DATA, p->data, &data_ops, &p->data_ops, &p->ndata_ops);
     require_setting(&s, B_DATA, p->data, DATA_DATASET);
+    /* The shapes follow from the model and its data; a mistake elsewhere
+     * (train, augment, noise_test, parameters) does not stop their checks. */
+    int shapes_checkable = dl->errors == errors_before_model;
     lower_settings_block(&s, B_AUGMENT, p->augment, &augment_ops, &p->aug_ops, &p->naug_ops);
     lower_settings_block(&s, B_TRAIN, p->train, NULL, NULL, NULL);
     if (s.blocks[B_NOISE_TEST]) {
@@ -512,7 +516,7 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     check_schedule(&s);
     check_optimizer(&s);
     free(s.env.params);
-    if (dl->errors == errors_before) infer_shapes(p, dl);
+    if (shapes_checkable) infer_shapes(p, dl);
     diag_sort_from(dl, first_diag);
     return dl->errors > errors_before;
 }

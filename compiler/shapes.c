@@ -165,8 +165,8 @@ static void lint_bias_before_batchnorm(const ir_model *m, diag_list *dl)
         if (bias_idx < 0 || !ropt_num(a->op, bias_idx) || ropt_given(a->op, bias_idx)) continue;
         diag *d = diag_add(dl, DIAG_WARNING, a->where,
                            "the bias of '%s' is redundant: '%s' right after it subtracts the mean", a->name, b->name);
-        diag_hint(d, "write bias=false to save %lld parameters, or bias=true to keep it silently",
-                  a->out.d[0]);
+        diag_hint(d, "write bias=false to save %d parameters, or bias=true to keep it silently",
+                  ropt_int(a->op, ka == L_CONV ? CONV_OUT : DENSE_OUT));
     }
 }
 
@@ -199,6 +199,34 @@ static void check_data(const ir_program *p, diag_list *dl)
     }
 }
 
+/* Infers the shapes of the nodes in order. A layer whose rule reports a
+ * mistake but still gives an output (a wrong 'in=') lets the next ones be
+ * checked, as a C compiler carries on after a type error; the pass stops
+ * only where no output shape can be inferred. Returns the nodes shaped. */
+static int infer_nodes(ir_program *p, diag_list *dl)
+{
+    ir_model *m = &p->model;
+    shape cur = m->input;
+    int batch = ropt_int(p->train, TRAIN_BATCH);
+    p->activation_floats = count_mul(shape_elems(&cur), batch);
+    for (int i = 0; i < m->count; i++) {
+        ir_node *n = &m->nodes[i];
+        const layer_row *row = &layer_table[layer_kind_of(n->op)];
+        shape_ctx cx = { dl, n->where, n->name, m->auto_flatten };
+        n->in = cur;
+        memset(&n->out, 0, sizeof n->out);
+        if (row->infer(n->op, &n->in, &n->out, &cx) && n->out.rank == 0) return i;
+        n->params = row->params ? row->params(n->op, &n->in, &n->out) : 0;
+        n->macs = row->macs ? row->macs(n->op, &n->in, &n->out) : 0;
+        p->total_params = count_add(p->total_params, n->params);
+        p->total_macs = count_add(p->total_macs, n->macs);
+        p->activation_floats = count_add(p->activation_floats, count_mul(shape_elems(&n->out), batch));
+        check_expect(p, n, dl);
+        cur = n->out;
+    }
+    return m->count;
+}
+
 int infer_shapes(ir_program *p, diag_list *dl)
 {
     int errors_before = dl->errors;
@@ -208,26 +236,10 @@ int infer_shapes(ir_program *p, diag_list *dl)
     check_data(p, dl);
     /* A mismatch with the data is reported; the layers are still checked
      * from the input the model states. */
-    if (m->input.rank == 0 || m->classes == 0) return -1;
-    shape cur = m->input;
-    int batch = ropt_int(p->train, TRAIN_BATCH);
-    p->activation_floats = count_mul(shape_elems(&cur), batch);
-    for (int i = 0; i < m->count; i++) {
-        ir_node *n = &m->nodes[i];
-        const layer_row *row = &layer_table[layer_kind_of(n->op)];
-        shape_ctx cx = { dl, n->where, n->name, m->auto_flatten };
-        n->in = cur;
-        if (row->infer(n->op, &n->in, &n->out, &cx)) return -1;  /* later shapes would only cascade */
-        n->params = row->params ? row->params(n->op, &n->in, &n->out) : 0;
-        n->macs = row->macs ? row->macs(n->op, &n->in, &n->out) : 0;
-        p->total_params = count_add(p->total_params, n->params);
-        p->total_macs = count_add(p->total_macs, n->macs);
-        p->activation_floats = count_add(p->activation_floats, count_mul(shape_elems(&n->out), batch));
-        check_expect(p, n, dl);
-        cur = n->out;
-    }
+    m->shaped = m->input.rank ? infer_nodes(p, dl) : 0;
     p->trainable_params = p->total_params;
-    check_output(p, dl);
+    if (m->shaped == m->count) check_output(p, dl);
+    /* The lints read the layers' kinds and options, not their shapes. */
     lint_loss(p, dl);
     lint_bias_before_batchnorm(m, dl);
     return dl->errors > errors_before ? -1 : 0;

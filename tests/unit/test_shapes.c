@@ -192,6 +192,42 @@ static void test_lints(void)
     fe_done(fe);
 }
 
+/* One run reports everything: a shape error does not hide the checks of the
+ * layers after it, nor the lints of those before it. */
+static void test_errors_do_not_hide_later_checks(void)
+{
+    frontend *fe = model("[1, 28, 28]",
+                         "  c1: conv(6, kernel=5)\n  batchnorm\n  c2: conv(16, kernel=5)\n  batchnorm\n"
+                         "  flatten\n  d1: dense(80)\n  batchnorm\n  d3: dense(10, in=84)\n"
+                         "  d4: dense(10) expect [N, 12]\n  sm: softmax\n");
+    ASSERT_DIAG(fe, DIAG_ERROR, "dense 'd3' says in=84 features, but its input has 80");
+    /* d3's output is still known, so d4's expect is checked against it */
+    ASSERT_DIAG(fe, DIAG_ERROR, "'d4' outputs [N, 10], but its expect says [N, 12]");
+    ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "is redundant"), 3);
+    CU_ASSERT(fe_hint(fe, "write bias=false to save 16 parameters"));
+    fe_done(fe);
+    /* no shape follows a kernel larger than its input: the shapes stop
+     * there, the other checks still run */
+    fe = model("[1, 4, 4]", "  c: conv(6, kernel=5)\n  batchnorm\n  flatten\n  dense(10)\n  sm: softmax\n");
+    ASSERT_DIAG(fe, DIAG_ERROR, "kernel 5 is larger than its input");
+    ASSERT_DIAG(fe, DIAG_WARNING, "the bias of 'c' is redundant");
+    ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
+    CU_ASSERT_EQUAL(fe->dl.errors, 1);
+    fe_done(fe);
+    /* a mistake in the train block does not stop the shape checks */
+    fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(3)\n}\ntrain { epoch = 3 }\n", NULL);
+    ASSERT_DIAG(fe, DIAG_ERROR, "unknown setting 'epoch'");
+    ASSERT_DIAG(fe, DIAG_ERROR, "the model outputs [N, 3], but it has 2 classes");
+    fe_done(fe);
+    /* conv, pooling and batchnorm mistakes keep their output too */
+    fe = model("[3, 8, 8]", "  c: conv(4, kernel=3, in=1)\n  p: maxpool(2, padding=2) expect [N, 4, 5, 5]\n"
+                            "  b: batchnorm(3) expect [N, 4, 5, 5]\n  flatten expect [N, 99]\n  dense(10)\n");
+    CU_ASSERT_EQUAL(fe->dl.errors, 4);
+    ASSERT_DIAG(fe, DIAG_ERROR, "'flatten_1' outputs [N, 100], but its expect says [N, 99]");
+    fe_done(fe);
+}
+
 static void test_werror(void)
 {
     frontend *fe = xmalloc(sizeof *fe);
@@ -218,6 +254,7 @@ int main(void)
         { "output must match classes", test_output_must_match_classes },
         { "model against its data", test_model_against_data },
         { "lints: softmax before CE, nll, bias before BN", test_lints },
+        { "an error does not hide the other checks", test_errors_do_not_hide_later_checks },
         { "-Werror", test_werror },
         CU_TEST_INFO_NULL,
     };
