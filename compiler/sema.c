@@ -377,14 +377,20 @@ static void lower_expect(sema *s, const ast_value *v0, ir_node *n)
 static void lower_layer(sema *s, const ast_stmt *st, int *kind_counts)
 {
     ir_model *m = &s->prog->model;
+    int on = 1;
     if (st->cond) {
-        int on;
         if (eval_bool(s, st->cond, &on)) return;
         if (st->cond_negated) on = !on;
-        if (!on) return;
     }
+    /* A disabled layer's kind and options are checked all the same, so a
+     * typo does not wait for the run that enables it. Its shape is not:
+     * the model without it may be the only one its author means to build. */
     resolved *op = resolve_call(&layer_calls, st->value, &s->env, s->dl);
     if (!op) return;
+    if (!on) {
+        resolved_free(op);
+        return;
+    }
     ir_node n = { 0 };
     n.op = op;
     n.where = st->where;

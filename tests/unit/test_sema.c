@@ -111,6 +111,24 @@ static void test_params_and_overrides(void)
     fe_done(fe);
 }
 
+/* A layer disabled by its condition is still checked: its kind and options. */
+static void test_disabled_layers_checked(void)
+{
+    frontend *fe = fe_run("param bn = false\nparam on = true\nmodel m {\n input = [4]\n classes = 2\n fc: dense(2)\n"
+                          " n: batchnorn if $bn\n d: dropout(p=1.5) if $bn\n e: dense(2, kernel=3) if not $on\n"
+                          " f: relu if $bn\n}\n", NULL);
+    ASSERT_ERROR(fe, "unknown layer kind 'batchnorn'");
+    ASSERT_ERROR(fe, "'p' must be at least 0 and less than 1, got 1.5");
+    ASSERT_ERROR(fe, "has no option 'kernel'");
+    CU_ASSERT_EQUAL(fe->dl.errors, 3);
+    fe_done(fe);
+    /* a valid disabled layer adds no node and no diagnostic */
+    fe = fe_run(param_file, NULL);
+    CU_ASSERT_EQUAL(fe->dl.count, 0);
+    CU_ASSERT_PTR_NULL(fe_node(fe, "norm"));
+    fe_done(fe);
+}
+
 static void test_bad_overrides(void)
 {
     const char *unknown[] = { "widht=3", NULL };
@@ -230,6 +248,7 @@ int main(void)
         { "duplicate layer names", test_duplicate_layer_names },
         { "unnamed layers get kind_k names", test_auto_names },
         { "params, conditions and -D overrides", test_params_and_overrides },
+        { "layers disabled by 'if' are checked", test_disabled_layers_checked },
         { "bad -D overrides", test_bad_overrides },
         { "unknown and cyclic parameters", test_unknown_and_cyclic_params },
         { "sweeps are checked point by point", test_sweeps_checked_point_by_point },
