@@ -489,7 +489,8 @@ static void check_optimizer(sema *s)
     }
 }
 
-int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out)
+static int lower(const ast_file *f, const override *ov, int nov, int with_sweeps, diag_list *dl,
+                 ir_program **out)
 {
     ir_program *p = xcalloc(1, sizeof *p);
     p->src = f->src;
@@ -497,7 +498,9 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     int errors_before = dl->errors, first_diag = dl->count;
     sema s = { .file = f, .dl = dl, .env = { NULL, 0, ov, nov }, .prog = p };
     collect_params(&s);
-    collect_sweeps(&s);
+    /* A sweep point's IR is that one point: collecting (and checking) every
+     * point again at each point made checking a sweep quadratic. */
+    if (with_sweeps) collect_sweeps(&s);
     int errors_before_model = dl->errors;
     find_blocks(&s);
     lower_model(&s);
@@ -525,6 +528,16 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     if (shapes_checkable) infer_shapes(p, dl);
     diag_sort_from(dl, first_diag);
     return dl->errors > errors_before;
+}
+
+int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out)
+{
+    return lower(f, ov, nov, 1, dl, out);
+}
+
+int sema_lower_point(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out)
+{
+    return lower(f, ov, nov, 0, dl, out);
 }
 
 int parse_override(const char *text, diag_list *dl, override *ov, ast_file **keep, source **keep_src)

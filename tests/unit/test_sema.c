@@ -180,6 +180,57 @@ static void test_sweeps_checked_point_by_point(void)
     fe_done(fe);
 }
 
+/* Warnings at sweep points: reported under a note naming the point, unless
+ * the base model gives the same one; -Werror holds there too. */
+static void test_sweep_point_warnings(void)
+{
+    const char *text = "param act = relu\nsweep act = [relu, softmax, tanh]\n"
+                       "model m {\n input = [4]\n classes = 10\n fc: dense(10)\n b: batchnorm\n out: $act\n}\n";
+    frontend *fe = fe_run(text, NULL);
+    CU_ASSERT_EQUAL(fe->dl.errors, 0);
+    /* the base model's bias warning is not repeated at each of the 3 points */
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "the bias of 'fc' is redundant"), 1);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "applies softmax before cross_entropy"), 1);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_NOTE, "with this sweep value softmax"), 1);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_NOTE, "sweep value"), 1);
+    fe_done(fe);
+    fe = xmalloc(sizeof *fe);
+    frontend_init(fe);
+    fe->dl.warnings_are_errors = 1;
+    const char *clean_base = "param act = relu\nsweep act = [relu, softmax]\n"
+                             "model m {\n input = [4]\n classes = 10\n fc: dense(10)\n out: $act\n}\n";
+    CU_ASSERT_NOT_EQUAL(frontend_run(fe, "t.net", clean_base, strlen(clean_base)), 0);
+    ASSERT_ERROR(fe, "does not compile with this sweep value softmax");
+    ASSERT_ERROR(fe, "applies softmax before cross_entropy");
+    fe_done(fe);
+}
+
+/* A large sweep is checked point by point in linear time: a point's IR
+ * holds that point only (no copy of every sweep), and the one bad point of
+ * 20,000 is reported once. */
+static void test_large_sweep(void)
+{
+    enum { POINTS = 20000, BAD = 12345 };
+    strbuf sb;
+    sb_init(&sb);
+    sb_puts(&sb, "param w = 10\nsweep w = [");
+    for (int i = 0; i < POINTS; i++) sb_printf(&sb, "%s%d", i ? ", " : "", i == BAD ? 0 : 10 + i % 50);
+    sb_puts(&sb, "]\nmodel m {\n input = [4]\n classes = 10\n fc: dense($w)\n fc2: dense(10)\n}\n");
+    frontend *fe = fe_run(sb.data, NULL);
+    sb_free(&sb);
+    CU_ASSERT_EQUAL(fe->dl.errors, 2);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_ERROR, "does not compile with this sweep value 0"), 1);
+    CU_ASSERT_EQUAL_FATAL(fe->prog->nsweeps, 1);
+    CU_ASSERT_EQUAL(fe->prog->sweeps[0].values->nitems, POINTS);
+    ir_program *p = frontend_sweep_point(fe, 0, POINTS - 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(p->nsweeps, 0);
+    CU_ASSERT_EQUAL(p->model.nodes[0].out.d[0], 10 + (POINTS - 1) % 50);
+    ir_program_free(p);
+    CU_ASSERT_PTR_NULL(frontend_sweep_point(fe, 0, BAD));
+    fe_done(fe);
+}
+
 static void test_block_settings(void)
 {
     frontend *fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(2)\n}\n"
@@ -252,6 +303,8 @@ int main(void)
         { "bad -D overrides", test_bad_overrides },
         { "unknown and cyclic parameters", test_unknown_and_cyclic_params },
         { "sweeps are checked point by point", test_sweeps_checked_point_by_point },
+        { "warnings and -Werror at sweep points", test_sweep_point_warnings },
+        { "a sweep of 20,000 points", test_large_sweep },
         { "block settings, optimizers, losses, datasets", test_block_settings },
         { "SAM and multistep resolve", test_sam_and_schedules_resolve },
         { "defaults", test_defaults },
