@@ -30,6 +30,8 @@ typedef struct ir_model {
     shape input;
     loc input_loc;
     int input_given;
+    long long input_batch;   /* the batch written in front of the input; 0 when N or none */
+    loc input_batch_loc;
     int classes;
     int init;                /* index into init_names, never INIT_MODEL */
     int auto_flatten;

@@ -306,8 +306,22 @@ static void lower_input(sema *s, const ast_stmt *st)
         return;
     }
     int first = (v->nitems == 4 || v->nitems == 2) ? 1 : 0;
-    if (first && v->items[0]->kind != V_INT && !is_batch_dim(v->items[0])) {
-        diag_add(s->dl, DIAG_ERROR, v->items[0]->where, "the batch dimension must be N or a number");
+    const ast_value *b = first ? param_env_deref(&s->env, v->items[0], s->dl) : NULL;
+    if (first && !b) return;
+    if (first && (b->kind != V_INT || b->i < 1) && !is_batch_dim(b)) {
+        diag_add(s->dl, DIAG_ERROR, v->items[0]->where, "the batch dimension must be N or a positive number");
+        return;
+    }
+    /* [28, 28] reads as an image size to anyone coming from a 28x28
+     * dataset, and as [batch, features] by the rule for two items: only
+     * N says which. */
+    if (v->nitems == 2 && !is_batch_dim(b)) {
+        char *text = value_text(v), *second = value_text(v->items[1]);
+        diag *d = diag_add(s->dl, DIAG_ERROR, st->value->where, "input %s is ambiguous", text);
+        diag_hint(d, "write [1, %lld, %s] for images of one channel, or [N, %s] for %s features",
+                  b->i, second, second, second);
+        free(text);
+        free(second);
         return;
     }
     int rank = v->nitems - first;
@@ -328,6 +342,8 @@ static void lower_input(sema *s, const ast_stmt *st)
         sh.d[i] = d->i;
     }
     m->input = sh;
+    m->input_batch = first && b->kind == V_INT ? b->i : 0;
+    m->input_batch_loc = v->items[0]->where;
     m->input_loc = st->value->where;
     m->input_given = 1;
 }

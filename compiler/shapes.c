@@ -31,6 +31,12 @@ static void check_input(ir_program *p, diag_list *dl)
     const dataset_info *ds = ir_dataset(p);
     shape want = { 0, { 0, 0, 0 } };
     if (ds) data_shape(p, ds, &want);
+    int batch = ropt_int(p->train, TRAIN_BATCH);
+    if (m->input_batch && m->input_batch != batch) {
+        diag *d = diag_add(dl, DIAG_WARNING, m->input_batch_loc,
+                           "input's batch dimension is %lld, but train.batch is %d", m->input_batch, batch);
+        diag_hint(d, "write N for 'any batch size'");
+    }
     if (!m->input_given) {
         if (ds) { m->input = want; return; }
         diag *d = diag_add(dl, DIAG_ERROR, m->where, "model '%s' does not say its input shape", m->name);

@@ -129,6 +129,32 @@ static void test_disabled_layers_checked(void)
     fe_done(fe);
 }
 
+/* Two items: [28, 28] is an image size to a reader, [batch, features] by
+ * the rule; only [N, F] is accepted. A written batch is checked. */
+static void test_input_shapes(void)
+{
+    frontend *fe = model("[28, 28]", "  flatten\n  dense(10)\n", NULL);
+    ASSERT_ERROR(fe, "input [28, 28] is ambiguous");
+    CU_ASSERT(fe_hint(fe, "write [1, 28, 28] for images of one channel, or [N, 28] for 28 features"));
+    CU_ASSERT_EQUAL(fe->dl.errors, 1);
+    fe_done(fe);
+    fe = model("[N, 784]", "  dense(10)\n", NULL);
+    CU_ASSERT_EQUAL(fe->dl.count, 0);
+    CU_ASSERT(fe->prog->model.input.rank == 1 && fe->prog->model.input.d[0] == 784);
+    fe_done(fe);
+    fe = model("[64, 1, 28, 28]", "  flatten\n  dense(10)\n", NULL);
+    CU_ASSERT_EQUAL(fe->dl.errors, 0);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "input's batch dimension is 64, but train.batch is 32"), 1);
+    fe_done(fe);
+    fe = fe_run("model m {\n input = [64, 1, 28, 28]\n classes = 10\n flatten\n dense(10)\n}\n"
+                "train { batch = 64 }\n", NULL);
+    CU_ASSERT_EQUAL(fe->dl.count, 0);
+    fe_done(fe);
+    fe = model("[0, 1, 28, 28]", "  flatten\n  dense(10)\n", NULL);
+    ASSERT_ERROR(fe, "the batch dimension must be N or a positive number");
+    fe_done(fe);
+}
+
 static void test_bad_overrides(void)
 {
     const char *unknown[] = { "widht=3", NULL };
@@ -300,6 +326,7 @@ int main(void)
         { "unnamed layers get kind_k names", test_auto_names },
         { "params, conditions and -D overrides", test_params_and_overrides },
         { "layers disabled by 'if' are checked", test_disabled_layers_checked },
+        { "input: two items, and a written batch", test_input_shapes },
         { "bad -D overrides", test_bad_overrides },
         { "unknown and cyclic parameters", test_unknown_and_cyclic_params },
         { "sweeps are checked point by point", test_sweeps_checked_point_by_point },
