@@ -483,9 +483,29 @@ static void lower_model(sema *s)
 
 static void check_schedule(sema *s)
 {
-    const resolved *sch = s->prog->train->v[TRAIN_SCHEDULE].call;
+    const resolved *train = s->prog->train, *sch = train->v[TRAIN_SCHEDULE].call;
+    /* Left out, t_max is the whole run in what 'per' counts. Given with
+     * per=iteration, a t_max no larger than the epochs was written in
+     * epochs: the cosine would end within the first epoch. */
+    if (sch && sch->index == S_COSINE && ropt_int(sch, COS_PER) == PER_ITERATION && ropt_given(sch, COS_T_MAX) &&
+        ropt_int(sch, COS_T_MAX) <= ropt_int(train, TRAIN_EPOCHS)) {
+        diag *d = diag_add(s->dl, DIAG_WARNING, sch->v[COS_T_MAX].where,
+                           "t_max = %d counts iterations (per=iteration), no more than train.epochs (%d)",
+                           ropt_int(sch, COS_T_MAX), ropt_int(train, TRAIN_EPOCHS));
+        diag_hint(d, "write per=epoch to count epochs, or leave t_max out for the whole run");
+    }
     if (!sch || sch->index != S_MULTISTEP) return;
     int ms = sch->v[MS_MILESTONES].given, fr = sch->v[MS_FRACTIONS].given;
+    if (ms && ropt_int(sch, MS_PER) == PER_EPOCH) {
+        const optval *m = &sch->v[MS_MILESTONES];
+        int epochs = ropt_int(train, TRAIN_EPOCHS);
+        if (m->list[m->nlist - 1] >= epochs) {
+            diag *d = diag_add(s->dl, DIAG_WARNING, m->where,
+                               "milestone %.0f is never reached: training runs %d epochs (0 to %d)",
+                               m->list[m->nlist - 1], epochs, epochs - 1);
+            diag_hint(d, "milestones count epochs from 0; use fractions=[...] to follow train.epochs");
+        }
+    }
     if (ms == fr) {
         diag *d = diag_add(s->dl, DIAG_ERROR, sch->where, "multistep needs either milestones or fractions");
         diag_hint(d, "for example multistep(fractions=[0.3, 0.6, 0.8], gamma=0.2)");

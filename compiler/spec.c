@@ -174,6 +174,30 @@ static int wrong_type(const opt_def *od, const ast_value *v, diag_list *dl)
     return -1;
 }
 
+/* Milestones, fractions and [low, high] ranges: out of order or repeated
+ * values are a slip (PyTorch would silently skip or repeat a decay). */
+static int check_increasing(const opt_def *od, const ast_value *v, const ast_value *const *items,
+                            const double *list, int n, diag_list *dl)
+{
+    for (int i = 1; i < n; i++) {
+        if (list[i] > list[i - 1]) continue;
+        if (od->min_len == 2 && od->max_len == 2) {
+            diag *d = diag_add(dl, DIAG_ERROR, v->where, "'%s' is [low, high], but %g is not below %g",
+                               od->name, list[0], list[1]);
+            diag_hint(d, "write the lower bound first, e.g. %s=[0, 1]", od->name);
+        } else if (list[i] == list[i - 1]) {
+            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' holds %g twice", od->name, list[i]);
+            diag_hint(d, "each value counts once; remove the repeated one");
+        } else {
+            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' must increase, but %g comes after %g",
+                               od->name, list[i], list[i - 1]);
+            diag_hint(d, "list them in increasing order");
+        }
+        return -1;
+    }
+    return 0;
+}
+
 static int resolve_list(const opt_def *od, const ast_value *v, const param_env *env,
                         diag_list *dl, optval *out)
 {
@@ -204,6 +228,7 @@ static int resolve_list(const opt_def *od, const ast_value *v, const param_env *
         if (check_range(od, x, it->where, dl)) bad = 1;
         list[i] = x;
     }
+    if (!bad && od->increasing && check_increasing(od, v, items, list, n, dl)) bad = 1;
     if (bad) { free(list); return -1; }
     out->list = list;
     out->nlist = n;

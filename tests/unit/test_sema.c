@@ -3,6 +3,7 @@
 #include "helpers.h"
 #include "tap.h"
 #include "util.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,6 +258,42 @@ static void test_large_sweep(void)
     fe_done(fe);
 }
 
+/* Ranges and milestones out of order, and schedule settings that count the
+ * wrong thing. */
+static void test_ordered_lists_and_schedules(void)
+{
+    const char *base = "model m {\n input = [4]\n classes = 2\n fc: dense(2)\n}\n";
+    char text[512];
+    snprintf(text, sizeof text, "%snoise_test { std = [0.1]; clamp = [1, 0] }\n", base);
+    frontend *fe = fe_run(text, NULL);
+    ASSERT_ERROR(fe, "'clamp' is [low, high], but 1 is not below 0");
+    fe_done(fe);
+    snprintf(text, sizeof text, "%saugment { noise(0.1, clamp=[0.5, 0.5]) }\n", base);
+    fe = fe_run(text, NULL);
+    ASSERT_ERROR(fe, "'clamp' is [low, high], but 0.5 is not below 0.5");
+    fe_done(fe);
+    snprintf(text, sizeof text, "%strain { epochs = 40; schedule = multistep([30, 10]) }\n", base);
+    fe = fe_run(text, NULL);
+    ASSERT_ERROR(fe, "'milestones' must increase, but 10 comes after 30");
+    fe_done(fe);
+    snprintf(text, sizeof text, "%strain { schedule = multistep(fractions=[0.5, 0.5]) }\n", base);
+    fe = fe_run(text, NULL);
+    ASSERT_ERROR(fe, "'fractions' holds 0.5 twice");
+    fe_done(fe);
+    snprintf(text, sizeof text, "%strain { epochs = 30; schedule = multistep([10, 30]) }\n", base);
+    fe = fe_run(text, NULL);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "milestone 30 is never reached: training runs 30 epochs"), 1);
+    fe_done(fe);
+    snprintf(text, sizeof text, "%strain { epochs = 30; schedule = cosine(30, per=iteration) }\n", base);
+    fe = fe_run(text, NULL);
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "t_max = 30 counts iterations"), 1);
+    fe_done(fe);
+    snprintf(text, sizeof text, "%strain { epochs = 30; schedule = cosine(per=iteration) }\n", base);
+    fe = fe_run(text, NULL);
+    CU_ASSERT_EQUAL(fe->dl.count, 0);
+    fe_done(fe);
+}
+
 static void test_block_settings(void)
 {
     frontend *fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(2)\n}\n"
@@ -332,6 +369,7 @@ int main(void)
         { "sweeps are checked point by point", test_sweeps_checked_point_by_point },
         { "warnings and -Werror at sweep points", test_sweep_point_warnings },
         { "a sweep of 20,000 points", test_large_sweep },
+        { "ordered lists, schedules counting the wrong thing", test_ordered_lists_and_schedules },
         { "block settings, optimizers, losses, datasets", test_block_settings },
         { "SAM and multistep resolve", test_sam_and_schedules_resolve },
         { "defaults", test_defaults },
