@@ -3,6 +3,7 @@
 #include "helpers.h"
 #include "tap.h"
 #include "util.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +229,32 @@ static void test_errors_do_not_hide_later_checks(void)
     fe_done(fe);
 }
 
+/* --emit-ir shows derived defaults as the values they resolve to, and the
+ * first layer's input as the model input. */
+static void test_emit_ir_resolved_defaults(void)
+{
+    frontend *fe = model("[3, 8, 8]", "  c: conv(4, kernel=3)\n  p: maxpool(2)\n  b: batchnorm\n  flatten\n"
+                                      "  fc: dense(10)\n");
+    CU_ASSERT_EQUAL_FATAL(fe->dl.errors, 0);
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    ir_dump(fe->prog, f);
+    long n = ftell(f);
+    char *text = xcalloc((size_t)n + 1, 1);
+    rewind(f);
+    CU_ASSERT_EQUAL(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "in=3, init=pytorch)(input) -> [N, 4, 6, 6]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "maxpool(kernel=2, stride=2, padding=0)(%0)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "batchnorm(features=4,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "dense(out=10, bias=true, in=36, init=pytorch)"));
+    CU_ASSERT_PTR_NULL(strstr(text, "%-1"));
+    CU_ASSERT_PTR_NULL(strstr(text, "stride=0"));
+    CU_ASSERT_PTR_NULL(strstr(text, "in=0"));
+    free(text);
+    fe_done(fe);
+}
+
 static void test_werror(void)
 {
     frontend *fe = xmalloc(sizeof *fe);
@@ -255,6 +282,7 @@ int main(void)
         { "model against its data", test_model_against_data },
         { "lints: softmax before CE, nll, bias before BN", test_lints },
         { "an error does not hide the other checks", test_errors_do_not_hide_later_checks },
+        { "--emit-ir shows derived defaults resolved", test_emit_ir_resolved_defaults },
         { "-Werror", test_werror },
         CU_TEST_INFO_NULL,
     };
