@@ -120,13 +120,25 @@ static int count_choices(const char *const *c)
     return n;
 }
 
+/* A number as the user would write it: integers in full (1048576, not
+ * 1.04858e+06), others in %g. */
+typedef struct { char s[40]; } numtext;
+
+static numtext num(double x)
+{
+    numtext t;
+    if (x == floor(x) && fabs(x) < 1e18) snprintf(t.s, sizeof t.s, "%.0f", x);
+    else snprintf(t.s, sizeof t.s, "%g", x);
+    return t;
+}
+
 /* Values beyond what the generated program stores: an int for integer
  * options left unbounded by their table, a float32 for numbers. */
 static int check_representable(const opt_def *od, double x, loc where, diag_list *dl)
 {
     int is_int = od->type == OPT_INT || od->type == OPT_INT_LIST;
     if (is_int && od->max >= 1e300 && x > INT_MAX) {
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %d, got %g", od->name, INT_MAX, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %d, got %s", od->name, INT_MAX, num(x).s);
         return -1;
     }
     if (!is_int && fabs(x) > FLT_MAX) {
@@ -142,19 +154,20 @@ static int check_range(const opt_def *od, double x, loc where, diag_list *dl)
     if (check_representable(od, x, where, dl)) return -1;
     if (x >= od->min && (od->max_exclusive ? x < od->max : x <= od->max)) return 0;
     if (od->max_exclusive) {
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g and less than %g, got %g", od->name, od->min,
-                 od->max, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %s and less than %s, got %s", od->name,
+                 num(od->min).s, num(od->max).s, num(x).s);
         return -1;
     }
     /* Upper bounds this large only guard against nonsense: not worth quoting. */
     if (x < od->min && od->max >= 1e5)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g, got %g", od->name, od->min, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %s, got %s", od->name, num(od->min).s, num(x).s);
     else if (x < od->min && od->min == 1e-300)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be greater than 0, got %g", od->name, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be greater than 0, got %s", od->name, num(x).s);
     else if (od->max >= 1e5)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %g, got %g", od->name, od->max, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %s, got %s", od->name, num(od->max).s, num(x).s);
     else
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be between %g and %g, got %g", od->name, od->min, od->max, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be between %s and %s, got %s", od->name, num(od->min).s,
+                 num(od->max).s, num(x).s);
     return -1;
 }
 
