@@ -255,6 +255,95 @@ static void test_emit_ir_resolved_defaults(void)
     fe_done(fe);
 }
 
+/* ---- netc's shape rules against PyTorch -------------------------------- */
+
+/* Parses "[3, 7, 7]" or "[84]" into dims; returns the rank, 0 for "error". */
+static int parse_dims(const char *text, long long *dims)
+{
+    if (strcmp(text, "error") == 0) return 0;
+    int rank = 0;
+    const char *p = text + 1;
+    while (rank < 3 && *p && *p != ']') {
+        char *end;
+        dims[rank++] = strtoll(p, &end, 10);
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return rank;
+}
+
+/* Checks one fixture row; returns 0 when netc agrees with PyTorch, else
+ * writes what netc said to why. */
+static int check_shape_row(const char *kind, const char *options, const char *input, const char *output,
+                           char *why, size_t whylen)
+{
+    char text[512];
+    snprintf(text, sizeof text, "model m {\n input = %s\n classes = 10\n l: %s%s%s%s\n flatten\n dense(10)\n}\n",
+             input, kind, *options ? "(" : "", options, *options ? ")" : "");
+    frontend *fe = fe_run(text, NULL);
+    long long want[3];
+    int want_rank = parse_dims(output, want);
+    int layer_errors = 0;
+    for (int i = 0; i < fe->dl.count; i++)
+        layer_errors += fe->dl.items[i].severity == DIAG_ERROR && fe->dl.items[i].where.line == 4;
+    const ir_node *l = fe_node(fe, "l");
+    int ok;
+    if (want_rank == 0) {
+        ok = layer_errors > 0;
+    } else {
+        ok = fe->dl.errors == 0 && l && l->out.rank == want_rank;
+        for (int i = 0; ok && i < want_rank; i++) ok = l->out.d[i] == want[i];
+    }
+    if (!ok) {
+        char got[64];
+        if (l && l->out.rank) shape_format(&l->out, got, sizeof got);
+        else snprintf(got, sizeof got, "no shape");
+        snprintf(why, whylen, "%s(%s) on %s: PyTorch %s, netc %s with %d error%s (first: %s)", kind, options, input,
+                 output, got, fe->dl.errors, fe->dl.errors == 1 ? "" : "s",
+                 fe->dl.count ? fe->dl.items[0].message : "none");
+    }
+    fe_done(fe);
+    return ok ? 0 : -1;
+}
+
+/* Every row of tests/fixtures/shapes.tsv (made by gen_shape_fixtures.py
+ * with PyTorch): netc's rule gives PyTorch's output shape, or an error on
+ * the layer where PyTorch raises. */
+static void test_shapes_match_pytorch(void)
+{
+    const char *srcdir = getenv("srcdir");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/shapes.tsv", srcdir ? srcdir : ".");
+    FILE *f = fopen(path, "r");
+    if (!f) printf("# cannot open %s\n", path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[512];
+    int rows = 0, wrong = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        line[strcspn(line, "\n")] = '\0';
+        char *fields[4];
+        char *p = line;
+        int n = 0;
+        for (; n < 4 && p; n++) {
+            fields[n] = p;
+            p = strchr(p, '\t');
+            if (p) *p++ = '\0';
+        }
+        CU_ASSERT_EQUAL(n, 4);
+        if (n != 4) continue;
+        rows++;
+        char why[512];
+        if (check_shape_row(fields[0], fields[1], fields[2], fields[3], why, sizeof why)) {
+            if (++wrong <= 20) printf("# %s\n", why);
+        }
+    }
+    fclose(f);
+    if (wrong) printf("# %d of %d rows disagree with PyTorch\n", wrong, rows);
+    CU_ASSERT(rows > 1000);
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
 static void test_werror(void)
 {
     frontend *fe = xmalloc(sizeof *fe);
@@ -283,6 +372,7 @@ int main(void)
         { "lints: softmax before CE, nll, bias before BN", test_lints },
         { "an error does not hide the other checks", test_errors_do_not_hide_later_checks },
         { "--emit-ir shows derived defaults resolved", test_emit_ir_resolved_defaults },
+        { "shape rules agree with PyTorch (tests/fixtures/shapes.tsv)", test_shapes_match_pytorch },
         { "-Werror", test_werror },
         CU_TEST_INFO_NULL,
     };
