@@ -338,6 +338,25 @@ static void emit_train(strbuf *out, const ir_program *p, const char *sfx)
     sb_puts(out, "    },\n");
 }
 
+/* The noise test's normalize, both lists written out to the same count (one
+ * value stands for every channel). */
+static void emit_noise_normalize(strbuf *out, const resolved *op)
+{
+    const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
+    int n = mean->nlist > std->nlist ? mean->nlist : std->nlist;
+    sb_printf(out, ",\n        .nnorm = %d, .norm_mean = {", n);
+    for (int j = 0; j < n; j++) {
+        sb_puts(out, j ? ", " : " ");
+        c_float(out, mean->list[mean->nlist == 1 ? 0 : j]);
+    }
+    sb_puts(out, " }, .norm_std = {");
+    for (int j = 0; j < n; j++) {
+        sb_puts(out, j ? ", " : " ");
+        c_float(out, std->list[std->nlist == 1 ? 0 : j]);
+    }
+    sb_puts(out, " }");
+}
+
 static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
 {
     const resolved *n = p->noise_test;
@@ -352,6 +371,7 @@ static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
         sb_puts(out, ", .hi = ");
         c_float(out, n->v[NT_CLAMP].list[1]);
     }
+    if (p->noise_normalize) emit_noise_normalize(out, p->noise_normalize);
     sb_puts(out, ",\n    },\n");
 }
 

@@ -155,6 +155,12 @@ static const call_def data_op_rows[] = {
 };
 const call_table data_ops = TABLE("data transform", data_op_rows);
 
+static const call_def noise_test_op_rows[] = {
+    [NTOP_NORMALIZE] = ROW("normalize", normalize_opts,
+                           "(x - mean) / std per channel, for the noise test only, before its noise"),
+};
+const call_table noise_test_ops = TABLE("noise_test transform", noise_test_op_rows);
+
 static const opt_def rotate_opts[] = {
     [ROT_DEGREES] = { "degrees", OPT_FLOAT, 0, NULL, 0, 180, NULL, 0, 0, NULL, 0,
                       "angle drawn from U(-degrees, degrees), counter-clockwise positive" },

@@ -16,6 +16,7 @@ void ir_program_free(ir_program *p)
     for (int i = 0; i < p->ndata_ops; i++) resolved_free(p->data_ops[i]);
     free(p->data_ops);
     resolved_free(p->augment);
+    resolved_free(p->noise_normalize);
     for (int i = 0; i < p->naug_ops; i++) resolved_free(p->aug_ops[i]);
     free(p->aug_ops);
     resolved_free(p->train);
@@ -136,6 +137,7 @@ void ir_dump(const ir_program *p, FILE *out)
     fprintf(out, "}\n");
     if (p->noise_test) {
         dump_settings(out, "noise_test", p->noise_test);
+        if (p->noise_normalize) dump_resolved(out, "transform", p->noise_normalize);
         fprintf(out, "}\n");
     }
 }

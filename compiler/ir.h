@@ -64,6 +64,7 @@ typedef struct ir_program {
     int naug_ops;
     resolved *train;
     resolved *noise_test;    /* NULL when the file has no noise_test block */
+    resolved *noise_normalize; /* the noise test's own normalize(), or NULL */
     int has_data;
     ir_sweep *sweeps;
     int nsweeps;

@@ -242,14 +242,23 @@ static void apply_setting(sema *s, block_id b, const ast_stmt *st, resolved *r)
 /* Bare call statements of a data or augment block. */
 static void apply_op(sema *s, const call_table *ops, const ast_stmt *st, resolved ***list, int *n)
 {
-    if (st->name || st->expect || st->cond) {
+    if (st->name || st->expect) {
         diag *d = diag_add(s->dl, DIAG_ERROR, st->where, "layers belong in the model block");
         diag_hint(d, "here write settings 'key = value' or %ss such as %s(...)", ops->what,
                   table_def(ops, 0)->name);
         return;
     }
+    int on = 1;
+    if (st->cond) {
+        if (eval_bool(s, st->cond, &on)) return;
+        if (st->cond_negated) on = !on;
+    }
     resolved *r = resolve_call(ops, st->value, &s->env, s->dl);
     if (!r) return;
+    if (!on) {  /* checked all the same, as a disabled layer is */
+        resolved_free(r);
+        return;
+    }
     *list = xrealloc(*list, (size_t)(*n + 1) * sizeof **list);
     (*list)[(*n)++] = r;
 }
@@ -481,6 +490,22 @@ static void lower_model(sema *s)
     }
 }
 
+/* The noise test's own normalize(): at most one. */
+static void keep_noise_normalize(sema *s, resolved **ops, int nops)
+{
+    for (int i = 0; i < nops; i++) {
+        if (!s->prog->noise_normalize) {
+            s->prog->noise_normalize = ops[i];
+            continue;
+        }
+        diag *d = diag_add(s->dl, DIAG_ERROR, ops[i]->where, "a second normalize in the noise_test block");
+        diag_hint(d, "the first is on line %d; one normalize takes a value per channel",
+                  s->prog->noise_normalize->where.line);
+        resolved_free(ops[i]);
+    }
+    free(ops);
+}
+
 static void check_schedule(sema *s)
 {
     const resolved *train = s->prog->train, *sch = train->v[TRAIN_SCHEDULE].call;
@@ -555,8 +580,11 @@ static int lower(const ast_file *f, const override *ov, int nov, int with_sweeps
     if (s.blocks[B_NOISE_TEST]) {
         p->noise_test = resolved_new(table_def(&block_settings, B_NOISE_TEST), B_NOISE_TEST,
                                      s.blocks[B_NOISE_TEST]->where);
-        lower_settings_block(&s, B_NOISE_TEST, p->noise_test, NULL, NULL, NULL);
+        resolved **ops = NULL;
+        int nops = 0;
+        lower_settings_block(&s, B_NOISE_TEST, p->noise_test, &noise_test_ops, &ops, &nops);
         require_setting(&s, B_NOISE_TEST, p->noise_test, NT_STD);
+        keep_noise_normalize(&s, ops, nops);
     }
     check_schedule(&s);
     check_optimizer(&s);

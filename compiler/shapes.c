@@ -176,19 +176,22 @@ static void lint_bias_before_batchnorm(const ir_model *m, diag_list *dl)
     }
 }
 
+static void check_normalize_counts(const resolved *op, long long channels, diag_list *dl)
+{
+    int nm = op->v[NORM_MEAN].nlist, ns = op->v[NORM_STD].nlist;
+    if ((nm != 1 && nm != channels) || (ns != 1 && ns != channels))
+        diag_add(dl, DIAG_ERROR, op->where, "normalize needs 1 or %lld values for mean and std, got %d and %d",
+                 channels, nm, ns);
+}
+
 static void check_data(const ir_program *p, diag_list *dl)
 {
     long long channels = p->model.input.rank == 3 ? p->model.input.d[0] : 1;
     const dataset_info *ds = ir_dataset(p);
     if (ds) channels = ds->channels;
-    for (int i = 0; i < p->ndata_ops; i++) {
-        const resolved *op = p->data_ops[i];
-        if (op->index != D_NORMALIZE) continue;
-        int nm = op->v[NORM_MEAN].nlist, ns = op->v[NORM_STD].nlist;
-        if ((nm != 1 && nm != channels) || (ns != 1 && ns != channels))
-            diag_add(dl, DIAG_ERROR, op->where, "normalize needs 1 or %lld values for mean and std, got %d and %d",
-                     channels, nm, ns);
-    }
+    for (int i = 0; i < p->ndata_ops; i++)
+        if (p->data_ops[i]->index == D_NORMALIZE) check_normalize_counts(p->data_ops[i], channels, dl);
+    if (p->noise_normalize) check_normalize_counts(p->noise_normalize, channels, dl);
     if (ds && ropt_num(p->data, DATA_VALIDATION) >= ds->train_count) {
         /* validation has no upper bound: it may not fit in an int */
         diag *d = diag_add(dl, DIAG_ERROR, p->data->v[DATA_VALIDATION].where,

@@ -159,10 +159,10 @@ static int check_range(const opt_def *od, double x, loc where, diag_list *dl)
         return -1;
     }
     /* Upper bounds this large only guard against nonsense: not worth quoting. */
-    if (x < od->min && od->max >= 1e5)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %s, got %s", od->name, num(od->min).s, num(x).s);
-    else if (x < od->min && od->min == 1e-300)
+    if (x < od->min && od->min == 1e-300)
         diag_add(dl, DIAG_ERROR, where, "'%s' must be greater than 0, got %s", od->name, num(x).s);
+    else if (x < od->min && od->max >= 1e5)
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %s, got %s", od->name, num(od->min).s, num(x).s);
     else if (od->max >= 1e5)
         diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %s, got %s", od->name, num(od->max).s, num(x).s);
     else

@@ -294,6 +294,33 @@ static void test_ordered_lists_and_schedules(void)
     fe_done(fe);
 }
 
+/* The noise test's own normalize (W1's script), optional with 'if'. */
+static void test_noise_test_normalize(void)
+{
+    const char *text = "param w1 = true\nmodel m {\n input = [1, 4, 4]\n classes = 2\n flatten\n fc: dense(2)\n}\n"
+                       "noise_test {\n std = [0.4]\n normalize(0.1307, 0.3081) if $w1\n}\n";
+    frontend *fe = fe_run(text, NULL);
+    CU_ASSERT_EQUAL(fe->dl.count, 0);
+    const resolved *n = fe->prog->noise_normalize;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_DOUBLE_EQUAL(n->v[NORM_MEAN].list[0], 0.1307, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(n->v[NORM_STD].list[0], 0.3081, 1e-12);
+    fe_done(fe);
+    const char *off[] = { "w1=false", NULL };
+    fe = fe_run(text, off);
+    CU_ASSERT_EQUAL(fe->dl.count, 0);
+    CU_ASSERT_PTR_NULL(fe->prog->noise_normalize);
+    fe_done(fe);
+    fe = fe_run("model m {\n input = [3, 4, 4]\n classes = 2\n flatten\n fc: dense(2)\n}\n"
+                "noise_test {\n std = [0.4]\n normalize([0.5, 0.5], 0.2)\n normalize(0, 1)\n"
+                " normalize(0, -1) if false\n}\n", NULL);
+    ASSERT_ERROR(fe, "a second normalize in the noise_test block");
+    ASSERT_ERROR(fe, "normalize needs 1 or 3 values for mean and std, got 2 and 1");
+    ASSERT_ERROR(fe, "'std' must be greater than 0");
+    CU_ASSERT_EQUAL(fe->dl.errors, 3);
+    fe_done(fe);
+}
+
 static void test_block_settings(void)
 {
     frontend *fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(2)\n}\n"
@@ -370,6 +397,7 @@ int main(void)
         { "warnings and -Werror at sweep points", test_sweep_point_warnings },
         { "a sweep of 20,000 points", test_large_sweep },
         { "ordered lists, schedules counting the wrong thing", test_ordered_lists_and_schedules },
+        { "the noise test's own normalize", test_noise_test_normalize },
         { "block settings, optimizers, losses, datasets", test_block_settings },
         { "SAM and multistep resolve", test_sam_and_schedules_resolve },
         { "defaults", test_defaults },
