@@ -22,6 +22,7 @@ typedef struct ir_node {
     long long expect_dims[3];
     long long expect_batch;  /* 0 when written N */
     loc expect_loc, expect_batch_loc;
+    int after_gap;           /* a layer written before it (after the node before) did not resolve */
 } ir_node;
 
 typedef struct ir_model {
@@ -38,6 +39,7 @@ typedef struct ir_model {
     ir_node *nodes;
     int count;
     int shaped;              /* nodes[0..shaped) have inferred shapes (count when all do) */
+    int tail_gap;            /* the last layer written did not resolve */
 } ir_model;
 
 typedef struct ir_param {

@@ -59,6 +59,8 @@ typedef struct sema {
     param_env env;
     ir_program *prog;
     const ast_item *blocks[B_COUNT];
+    int gap;                 /* an enabled layer since the last node did not resolve */
+    int layer_errors;        /* errors of layer statements: they leave the other layers checkable */
 } sema;
 
 static int eval_bool(sema *s, const ast_value *v0, int *out)
@@ -399,24 +401,43 @@ static void lower_expect(sema *s, const ast_value *v0, ir_node *n)
     n->expect_loc = v0->where;
 }
 
+static void lower_layer_node(sema *s, const ast_stmt *st, int *kind_counts);
+
+/* A layer statement's errors are counted apart: the shapes of the layers
+ * before a layer that does not resolve are still checked. */
 static void lower_layer(sema *s, const ast_stmt *st, int *kind_counts)
+{
+    int before = s->dl->errors;
+    lower_layer_node(s, st, kind_counts);
+    s->layer_errors += s->dl->errors - before;
+}
+
+static void lower_layer_node(sema *s, const ast_stmt *st, int *kind_counts)
 {
     ir_model *m = &s->prog->model;
     int on = 1;
     if (st->cond) {
-        if (eval_bool(s, st->cond, &on)) return;
+        if (eval_bool(s, st->cond, &on)) {
+            s->gap = 1;
+            return;
+        }
         if (st->cond_negated) on = !on;
     }
     /* A disabled layer's kind and options are checked all the same, so a
      * typo does not wait for the run that enables it. Its shape is not:
      * the model without it may be the only one its author means to build. */
     resolved *op = resolve_call(&layer_calls, st->value, &s->env, s->dl);
-    if (!op) return;
+    if (!op) {
+        s->gap |= on;
+        return;
+    }
     if (!on) {
         resolved_free(op);
         return;
     }
     ir_node n = { 0 };
+    n.after_gap = s->gap;
+    s->gap = 0;
     n.op = op;
     n.where = st->where;
     if (st->expect) lower_expect(s, st->expect, &n);
@@ -478,6 +499,7 @@ static void lower_model(sema *s)
         }
         apply_setting(s, B_MODEL, st, settings);
     }
+    m->tail_gap = s->gap;
     if (settings->v[MODEL_CLASSES].given) m->classes = ropt_int(settings, MODEL_CLASSES);
     m->init = ropt_int(settings, MODEL_INIT) + INIT_PYTORCH;
     m->auto_flatten = ropt_int(settings, MODEL_AUTO_FLATTEN);
@@ -574,7 +596,7 @@ static int lower(const ast_file *f, const override *ov, int nov, int with_sweeps
     require_setting(&s, B_DATA, p->data, DATA_DATASET);
     /* The shapes follow from the model and its data; a mistake elsewhere
      * (train, augment, noise_test, parameters) does not stop their checks. */
-    int shapes_checkable = dl->errors == errors_before_model;
+    int shapes_checkable = dl->errors - s.layer_errors == errors_before_model;
     lower_settings_block(&s, B_AUGMENT, p->augment, &augment_ops, &p->aug_ops, &p->naug_ops);
     lower_settings_block(&s, B_TRAIN, p->train, NULL, NULL, NULL);
     if (s.blocks[B_NOISE_TEST]) {

@@ -164,6 +164,7 @@ static void lint_bias_before_batchnorm(const ir_model *m, diag_list *dl)
 {
     for (int i = 0; i + 1 < m->count; i++) {
         const ir_node *a = &m->nodes[i], *b = &m->nodes[i + 1];
+        if (b->after_gap) continue;
         layer_id ka = layer_kind_of(a->op);
         if (!layer_table[layer_kind_of(b->op)].is_normalization) continue;
         int bias_idx = ka == L_CONV ? CONV_BIAS : ka == L_DENSE ? DENSE_BIAS : -1;
@@ -220,6 +221,7 @@ static int infer_nodes(ir_program *p, diag_list *dl)
     p->activation_floats = count_mul(shape_elems(&cur), batch);
     for (int i = 0; i < m->count; i++) {
         ir_node *n = &m->nodes[i];
+        if (n->after_gap) return i;  /* a layer before it is unknown, and so is its input */
         const layer_row *row = &layer_table[layer_kind_of(n->op)];
         shape_ctx cx = { dl, n->where, n->name, m->auto_flatten };
         n->in = cur;
@@ -247,9 +249,10 @@ int infer_shapes(ir_program *p, diag_list *dl)
      * from the input the model states. */
     m->shaped = m->input.rank ? infer_nodes(p, dl) : 0;
     p->trainable_params = p->total_params;
-    if (m->shaped == m->count) check_output(p, dl);
-    /* The lints read the layers' kinds and options, not their shapes. */
-    lint_loss(p, dl);
+    if (m->shaped == m->count && !m->tail_gap) check_output(p, dl);
+    /* The lints read the layers' kinds and options, not their shapes; a
+     * layer that did not resolve hides what follows it. */
+    if (!m->tail_gap) lint_loss(p, dl);
     lint_bias_before_batchnorm(m, dl);
     return dl->errors > errors_before ? -1 : 0;
 }

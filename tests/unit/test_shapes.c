@@ -216,6 +216,18 @@ static void test_errors_do_not_hide_later_checks(void)
     ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
     CU_ASSERT_EQUAL(fe->dl.errors, 1);
     fe_done(fe);
+    /* a layer that does not resolve stops the shapes there, not before,
+     * and the lints of the layers on either side still run */
+    fe = model("[1, 28, 28]", "  c1: conv(6, kernel=5) expect [N, 6, 20, 20]\n  x: relux\n"
+                              "  c2: conv(16, kernel=5)\n  batchnorm\n  flatten\n  d: dense(10, kernal=3)\n"
+                              "  sm: softmax\n");
+    ASSERT_DIAG(fe, DIAG_ERROR, "'c1' outputs [N, 6, 24, 24], but its expect says [N, 6, 20, 20]");
+    ASSERT_DIAG(fe, DIAG_ERROR, "unknown layer kind 'relux'");
+    ASSERT_DIAG(fe, DIAG_ERROR, "has no option 'kernal'");
+    ASSERT_DIAG(fe, DIAG_WARNING, "the bias of 'c2' is redundant");
+    ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
+    CU_ASSERT_EQUAL(fe->dl.errors, 3);
+    fe_done(fe);
     /* a mistake in the train block does not stop the shape checks */
     fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(3)\n}\ntrain { epoch = 3 }\n", NULL);
     ASSERT_DIAG(fe, DIAG_ERROR, "unknown setting 'epoch'");
