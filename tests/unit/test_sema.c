@@ -2,6 +2,7 @@
  * conditions, sweeps and block settings. */
 #include "helpers.h"
 #include "tap.h"
+#include "emit_c.h"
 #include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +322,25 @@ static void test_noise_test_normalize(void)
     fe_done(fe);
 }
 
+/* The emitted program's normalize: one mean for every channel with a std
+ * per channel must reach the runtime as per-channel lists of one count (it
+ * used every std but the first as if there were one). */
+static void test_emitted_normalize_counts(void)
+{
+    frontend *fe = fe_run("model m {\n flatten\n fc: dense(10)\n}\n"
+                          "data {\n dataset = cifar10\n normalize(mean=0.5, std=[0.1, 0.2, 0.3])\n}\n"
+                          "noise_test {\n std = [0.1]\n normalize([0.4, 0.5, 0.6], 0.25)\n}\n", NULL);
+    CU_ASSERT_EQUAL_FATAL(fe->dl.count, 0);
+    strbuf sb;
+    sb_init(&sb);
+    emit_info info = { "t.net", "test", NULL };
+    emit_c(fe->prog, &info, NULL, 0, &sb);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sb.data, ".nnorm = 3, .mean = { 0.5, 0.5, 0.5 }, .std = { 0.1, 0.2, 0.3 }"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(sb.data, ".nnorm = 3, .norm_mean = { 0.4, 0.5, 0.6 }, .norm_std = { 0.25, 0.25, 0.25 }"));
+    sb_free(&sb);
+    fe_done(fe);
+}
+
 static void test_block_settings(void)
 {
     frontend *fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(2)\n}\n"
@@ -398,6 +418,7 @@ int main(void)
         { "a sweep of 20,000 points", test_large_sweep },
         { "ordered lists, schedules counting the wrong thing", test_ordered_lists_and_schedules },
         { "the noise test's own normalize", test_noise_test_normalize },
+        { "emitted normalize lists have one count", test_emitted_normalize_counts },
         { "block settings, optimizers, losses, datasets", test_block_settings },
         { "SAM and multistep resolve", test_sam_and_schedules_resolve },
         { "defaults", test_defaults },
