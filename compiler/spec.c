@@ -195,15 +195,15 @@ static int check_increasing(const opt_def *od, const ast_value *v, const ast_val
     for (int i = 1; i < n; i++) {
         if (list[i] > list[i - 1]) continue;
         if (od->min_len == 2 && od->max_len == 2) {
-            diag *d = diag_add(dl, DIAG_ERROR, v->where, "'%s' is [low, high], but %g is not below %g",
-                               od->name, list[0], list[1]);
+            diag *d = diag_add(dl, DIAG_ERROR, v->where, "'%s' is [low, high], but %s is not below %s",
+                               od->name, num(list[0]).s, num(list[1]).s);
             diag_hint(d, "write the lower bound first, e.g. %s=[0, 1]", od->name);
         } else if (list[i] == list[i - 1]) {
-            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' holds %g twice", od->name, list[i]);
+            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' holds %s twice", od->name, num(list[i]).s);
             diag_hint(d, "each value counts once; remove the repeated one");
         } else {
-            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' must increase, but %g comes after %g",
-                               od->name, list[i], list[i - 1]);
+            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' must increase, but %s comes after %s",
+                               od->name, num(list[i]).s, num(list[i - 1]).s);
             diag_hint(d, "list them in increasing order");
         }
         return -1;
