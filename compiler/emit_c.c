@@ -43,6 +43,18 @@ static void c_float(strbuf *out, double v)
     sb_puts(out, buf);
 }
 
+/* "{ a, b, c }": n values of a list option; a list of one value stands
+ * for every one. */
+static void c_float_array(strbuf *out, const optval *o, int n)
+{
+    sb_putc(out, '{');
+    for (int j = 0; j < n; j++) {
+        sb_puts(out, j ? ", " : " ");
+        c_float(out, o->list[o->nlist == 1 ? 0 : j]);
+    }
+    sb_puts(out, " }");
+}
+
 static const char *const kind_names[] = {
     [L_CONV] = "NR_CONV", [L_DENSE] = "NR_DENSE", [L_MAXPOOL] = "NR_MAXPOOL",
     [L_AVGPOOL] = "NR_AVGPOOL", [L_BATCHNORM] = "NR_BATCHNORM", [L_BATCHNORM1D] = "NR_BATCHNORM",
@@ -229,18 +241,15 @@ static void emit_data(strbuf *out, const ir_program *p)
             sb_printf(out, ",\n        .resize = %d, .resize_bicubic = %d", ropt_int(op, RESIZE_SIZE),
                       ropt_int(op, RESIZE_MODE) == 1);
         } else {
+            /* The runtime reads both lists with one count: one mean for
+             * every channel and a std per channel is written out as
+             * per-channel lists. */
             const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
-            sb_printf(out, ",\n        .nnorm = %d, .mean = {", mean->nlist);
-            for (int j = 0; j < mean->nlist; j++) {
-                sb_puts(out, j ? ", " : " ");
-                c_float(out, mean->list[j]);
-            }
-            sb_puts(out, " }, .std = {");
-            for (int j = 0; j < std->nlist; j++) {
-                sb_puts(out, j ? ", " : " ");
-                c_float(out, std->list[j]);
-            }
-            sb_puts(out, " }");
+            int n = mean->nlist > std->nlist ? mean->nlist : std->nlist;
+            sb_printf(out, ",\n        .nnorm = %d, .mean = ", n);
+            c_float_array(out, mean, n);
+            sb_puts(out, ", .std = ");
+            c_float_array(out, std, n);
         }
     }
     sb_puts(out, ",\n    },\n");
@@ -338,6 +347,18 @@ static void emit_train(strbuf *out, const ir_program *p, const char *sfx)
     sb_puts(out, "    },\n");
 }
 
+/* The noise test's normalize, both lists written out to the same count (one
+ * value stands for every channel). */
+static void emit_noise_normalize(strbuf *out, const resolved *op)
+{
+    const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
+    int n = mean->nlist > std->nlist ? mean->nlist : std->nlist;
+    sb_printf(out, ",\n        .nnorm = %d, .norm_mean = ", n);
+    c_float_array(out, mean, n);
+    sb_puts(out, ", .norm_std = ");
+    c_float_array(out, std, n);
+}
+
 static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
 {
     const resolved *n = p->noise_test;
@@ -352,6 +373,7 @@ static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
         sb_puts(out, ", .hi = ");
         c_float(out, n->v[NT_CLAMP].list[1]);
     }
+    if (p->noise_normalize) emit_noise_normalize(out, p->noise_normalize);
     sb_puts(out, ",\n    },\n");
 }
 

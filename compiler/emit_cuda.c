@@ -875,6 +875,25 @@ static void emit_aug_op(strbuf *out, const resolved *op, int j, int c, int *h, i
     }
 }
 
+/* The noise test's own normalize (none: nothing), applied to v of channel ch. */
+static void emit_noise_normalize(strbuf *out, const resolved *op)
+{
+    if (!op) return;
+    const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
+    sb_puts(out, "        {\n            const float m[] = {");
+    for (int j = 0; j < mean->nlist; j++) {
+        sb_puts(out, j ? ", " : " ");
+        cu_float(out, mean->list[j]);
+    }
+    sb_puts(out, " }, s[] = {");
+    for (int j = 0; j < std->nlist; j++) {
+        sb_puts(out, j ? ", " : " ");
+        cu_float(out, std->list[j]);
+    }
+    sb_printf(out, " };\n            v = (v - m[%s]) / s[%s];\n        }\n", mean->nlist == 1 ? "0" : "ch",
+              std->nlist == 1 ? "0" : "ch");
+}
+
 static void emit_data(const ir_program *p, strbuf *out)
 {
     int c, h, w;
@@ -948,7 +967,10 @@ static void emit_data(const ir_program *p, strbuf *out)
     sb_printf(out, "        nr_stream st = nr_stream_of(%uull, NR_RNG_NOISE_TEST, %s, %s);\n", (unsigned)ropt_num(nt, NT_SEED),
               same ? "0" : "(u32)level", same ? "0" : "img + 1");
     sb_puts(out, "        float v = (float)pixels[(i64)img * G_data::IMAGE + k] / 255.0f;\n");
-    if (!before) sb_puts(out, "        v = normalized<G_data>(ch, v);\n");
+    if (!before) {
+        sb_puts(out, "        v = normalized<G_data>(ch, v);\n");
+        emit_noise_normalize(out, p->noise_normalize);
+    }
     sb_puts(out, "        v = v + nr_stream_normal(st, (u64)k) * std;\n");
     if (nt->v[NT_CLAMP].nlist == 2) {
         sb_puts(out, "        v = v < ");
@@ -961,7 +983,10 @@ static void emit_data(const ir_program *p, strbuf *out)
         cu_float(out, nt->v[NT_CLAMP].list[1]);
         sb_puts(out, " : v;\n");
     }
-    if (before) sb_puts(out, "        v = normalized<G_data>(ch, v);\n");
+    if (before) {
+        sb_puts(out, "        v = normalized<G_data>(ch, v);\n");
+        emit_noise_normalize(out, p->noise_normalize);
+    }
     sb_puts(out, "        x[i] = v;\n        if (k == 0) labels[j] = labels_in[img];\n    }\n}\n\n");
 }
 

@@ -73,24 +73,27 @@ static int conv_infer(const resolved *o, const shape *in, shape *out, shape_ctx 
 {
     if (need_image(in, cx, "conv")) return -1;
     long long k = ropt_int(o, CONV_KERNEL), s = ropt_int(o, CONV_STRIDE), p = ropt_int(o, CONV_PADDING);
+    if (window_out(in->d[1], k, s, p, &out->d[1], cx, "conv", in)) return -1;
+    if (window_out(in->d[2], k, s, p, &out->d[2], cx, "conv", in)) return -1;
+    /* The output is known from here on: the errors below keep it, so the
+     * layers after this one are still checked. */
+    out->rank = 3;
+    out->d[0] = ropt_int(o, CONV_OUT);
+    int rc = 0;
     if (ropt_given(o, CONV_IN) && ropt_int(o, CONV_IN) != in->d[0]) {
         diag *d = diag_add(cx->dl, DIAG_ERROR, o->v[CONV_IN].where,
                            "conv '%s' says in=%d channels, but its input has %lld",
                            cx->name, ropt_int(o, CONV_IN), in->d[0]);
         diag_hint(d, "the channel count comes from the layer before; fix 'in' or that layer's 'out'");
-        return -1;
+        rc = -1;
     }
     if (ropt_int(o, CONV_PADDING_MODE) == PAD_REFLECT && (p >= in->d[1] || p >= in->d[2])) {
         diag_add(cx->dl, DIAG_ERROR, o->v[CONV_PADDING].where,
                  "conv '%s': reflect padding %lld must be smaller than the input (%lldx%lld)",
                  cx->name, p, in->d[1], in->d[2]);
-        return -1;
+        rc = -1;
     }
-    out->rank = 3;
-    out->d[0] = ropt_int(o, CONV_OUT);
-    if (window_out(in->d[1], k, s, p, &out->d[1], cx, "conv", in)) return -1;
-    if (window_out(in->d[2], k, s, p, &out->d[2], cx, "conv", in)) return -1;
-    return 0;
+    return rc;
 }
 
 static long long conv_params(const resolved *o, const shape *in, const shape *out)
@@ -112,6 +115,9 @@ static long long flat_size(const shape *in, shape_ctx *cx)
 
 static int dense_infer(const resolved *o, const shape *in, shape *out, shape_ctx *cx)
 {
+    /* The output is known whatever the input: errors keep it. */
+    out->rank = 1;
+    out->d[0] = ropt_int(o, DENSE_OUT);
     if (in->rank == 3 && !cx->auto_flatten) {
         char b[64];
         shape_format(in, b, sizeof b);
@@ -129,8 +135,6 @@ static int dense_infer(const resolved *o, const shape *in, shape *out, shape_ctx
         diag_hint(d, "the feature count comes from the layer before; fix 'in' or that layer's 'out'");
         return -1;
     }
-    out->rank = 1;
-    out->d[0] = ropt_int(o, DENSE_OUT);
     return 0;
 }
 
@@ -152,21 +156,22 @@ static int pool_infer(const resolved *o, const shape *in, shape *out, shape_ctx 
     if (need_image(in, cx, kind)) return -1;
     long long k = ropt_int(o, POOL_KERNEL), p = ropt_int(o, POOL_PADDING);
     long long s = ropt_given(o, POOL_STRIDE) ? ropt_int(o, POOL_STRIDE) : k;
+    if (window_out(in->d[1], k, s, p, &out->d[1], cx, kind, in)) return -1;
+    if (window_out(in->d[2], k, s, p, &out->d[2], cx, kind, in)) return -1;
+    out->rank = 3;
+    out->d[0] = in->d[0];
     if (2 * p > k) {
         diag_add(cx->dl, DIAG_ERROR, o->v[POOL_PADDING].where,
                  "%s '%s': padding %lld must be at most half the kernel (%lld)", kind, cx->name, p, k);
         return -1;
     }
-    out->rank = 3;
-    out->d[0] = in->d[0];
-    if (window_out(in->d[1], k, s, p, &out->d[1], cx, kind, in)) return -1;
-    if (window_out(in->d[2], k, s, p, &out->d[2], cx, kind, in)) return -1;
     return 0;
 }
 
 static int batchnorm_infer(const resolved *o, const shape *in, shape *out, shape_ctx *cx)
 {
     layer_id id = layer_kind_of(o);
+    *out = *in;  /* errors keep it: the layers after this one are still checked */
     int want = id == L_BATCHNORM1D ? 1 : id == L_BATCHNORM2D ? 3 : in->rank;
     if (in->rank != want) {
         char b[64];
@@ -186,7 +191,6 @@ static int batchnorm_infer(const resolved *o, const shape *in, shape *out, shape
         diag_hint(d, "leave the count out and netc takes it from the input");
         return -1;
     }
-    *out = *in;
     return 0;
 }
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NR_ABI_VERSION 2
+#define NR_ABI_VERSION 3
 
 typedef enum {
     NR_CONV, NR_DENSE, NR_MAXPOOL, NR_AVGPOOL, NR_BATCHNORM, NR_DROPOUT, NR_FLATTEN,
@@ -127,6 +127,12 @@ typedef struct nr_noise_test {
     int clamp;
     float lo, hi;
     int same_noise;               /* one pattern for every image */
+    /* A normalize the noise test applies after the data's and training
+     * does not (W1's script): 0 values for none, else 1 for every channel
+     * or one per channel. The noise comes after it (or, before_normalize,
+     * before both). */
+    int nnorm;
+    float norm_mean[4], norm_std[4];
 } nr_noise_test;
 
 typedef struct nr_train {

@@ -80,17 +80,23 @@ static void to_unit(const uint8_t *restrict px, float *restrict out, size_t n)
 
 /* Normalize: (x - mean) / std per channel, subtraction then division as
  * torchvision's sub_().div_(). One value (nnorm 1) serves every channel. */
-static void normalize(const nr_data_spec *d, float *x, dims s)
+/* (x - mean) / std per channel, with nnorm values (0: none). */
+static void normalize_by(int nnorm, const float *means, const float *stds, float *x, dims s)
 {
-    if (d->nnorm <= 0) return;
+    if (nnorm <= 0) return;
     size_t plane = (size_t)s.h * (size_t)s.w;
     for (int ch = 0; ch < s.c; ch++) {
-        int k = ch < d->nnorm ? ch : d->nnorm - 1;
+        int k = ch < nnorm ? ch : nnorm - 1;
         if (k > 3) k = 3;
-        float mean = d->mean[k], std = d->std[k];
+        float mean = means[k], std = stds[k];
         float *p = x + (size_t)ch * plane;
         for (size_t i = 0; i < plane; i++) p[i] = (p[i] - mean) / std;
     }
+}
+
+static void normalize(const nr_data_spec *d, float *x, dims s)
+{
+    normalize_by(d->nnorm, d->mean, d->std, x, s);
 }
 
 /* x += std * N(0, 1) from draws first + k, then clamped when asked. */
@@ -317,8 +323,10 @@ void nr_preprocess_noisy(const nr_data_spec *d, const nr_noise_test *t, float st
     if (t->before_normalize) {
         add_noise(out, n, std, t->clamp, t->lo, t->hi, s, 0);
         normalize(d, out, cur);
+        normalize_by(t->nnorm, t->norm_mean, t->norm_std, out, cur);
     } else {
         normalize(d, out, cur);
+        normalize_by(t->nnorm, t->norm_mean, t->norm_std, out, cur);
         add_noise(out, n, std, t->clamp, t->lo, t->hi, s, 0);
     }
 }
