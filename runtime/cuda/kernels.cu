@@ -25,3 +25,4 @@
 #include "activations.cuh"
 #include "loss.cuh"
 #include "optim.cuh"
+#include "gather.cuh"

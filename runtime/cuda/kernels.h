@@ -50,7 +50,9 @@
     X(NR_K_RMSPROP_STEP, nr_rmsprop_step)                   \
     X(NR_K_SAM_SUMSQ, nr_sam_sumsq)                         \
     X(NR_K_SAM_FINISH, nr_sam_finish)                       \
-    X(NR_K_SAM_ASCEND, nr_sam_ascend)
+    X(NR_K_SAM_ASCEND, nr_sam_ascend)                       \
+    X(NR_K_GATHER_TRAIN, nr_gather_train)                   \
+    X(NR_K_GATHER_EVAL, nr_gather_eval)
 
 #define NR_CUDA_KERNEL_ID(id, name) id,
 typedef enum { NR_CUDA_KERNELS(NR_CUDA_KERNEL_ID) NR_K_COUNT } nr_kernel_id;

@@ -7,6 +7,7 @@
 #include "layers.h"
 #include "../nr_math.h"
 #include "../optim.h"
+#include "../preprocess.h"
 #include <math.h>
 #include <string.h>
 
@@ -292,6 +293,77 @@ int nr_gpu_loss_result(nr_gpu *g, nr_dptr results, long slot, double *loss, int 
     memcpy(loss, bytes, sizeof *loss);
     memcpy(correct, bytes + sizeof(double), sizeof *correct);
     return 0;
+}
+
+/* ---- batches ------------------------------------------------------------------------------- */
+
+static void copy_aug_op(const nr_aug_op *op, nr_gpu_aug_op *g)
+{
+    g->kind = op->kind == NR_AUG_ROTATE ? NR_GPU_AUG_ROTATE
+              : op->kind == NR_AUG_HFLIP ? NR_GPU_AUG_HFLIP
+              : op->kind == NR_AUG_CROP  ? NR_GPU_AUG_CROP
+                                         : NR_GPU_AUG_NOISE;
+    g->degrees = op->degrees;
+    g->bilinear = op->bilinear;
+    g->fill = op->fill;
+    g->p = op->p;
+    g->size = op->size;
+    g->padding = op->padding;
+    g->std = op->std;
+    g->clamp = op->clamp;
+    g->lo = op->lo;
+    g->hi = op->hi;
+    g->after_normalize = op->after_normalize;
+}
+
+int nr_gpu_batch_desc_of(const nr_program *p, uint64_t seed, nr_gpu_batch_desc *d, nr_error *e)
+{
+    const nr_data_spec *ds = &p->data;
+    const nr_noise_test *nt = &p->noise;
+    memset(d, 0, sizeof *d);
+    if (p->augment.nops > NR_GPU_MAX_AUG_OPS)
+        return nr_fail(e, "%d augmentation ops: the GPU takes at most %d", p->augment.nops, NR_GPU_MAX_AUG_OPS);
+    d->c = ds->channels;
+    d->h = ds->height;
+    d->w = ds->width;
+    d->nnorm = ds->nnorm;
+    memcpy(d->mean, ds->mean, sizeof d->mean);
+    memcpy(d->std, ds->std, sizeof d->std);
+    d->nops = p->augment.nops;
+    for (int j = 0; j < d->nops; j++) copy_aug_op(&p->augment.ops[j], &d->ops[j]);
+    size_t half = nr_preprocess_scratch(ds, &p->augment) / 2, image = (size_t)d->c * d->h * d->w;
+    d->scratch = (int)(half > image ? half : image);
+    d->augment_purpose = NR_RNG_AUGMENT;
+    d->noise_purpose = NR_RNG_NOISE_TEST;
+    d->seed = seed;
+    d->noise_seed = nt->seed;
+    d->noise_before_normalize = nt->before_normalize;
+    d->noise_clamp = nt->clamp;
+    d->noise_same = nt->same_noise;
+    d->noise_lo = nt->lo;
+    d->noise_hi = nt->hi;
+    d->noise_nnorm = nt->nnorm;
+    memcpy(d->noise_mean, nt->norm_mean, sizeof d->noise_mean);
+    memcpy(d->noise_std, nt->norm_std, sizeof d->noise_std);
+    return 0;
+}
+
+int nr_gpu_gather_train(nr_gpu *g, const nr_gpu_batch_desc *d, nr_dptr pixels, nr_dptr set_labels, nr_dptr image,
+                        nr_dptr stream_a, nr_dptr augment, int n, nr_dptr scratch, nr_dptr x, nr_dptr labels,
+                        nr_error *e)
+{
+    nr_gpu_batch_desc desc = *d;
+    void *args[] = { &desc, &pixels, &set_labels, &image, &stream_a, &augment, &n, &scratch, &x, &labels };
+    /* A block per image: the ops run one after another over its pixels. */
+    return nr_gpu_launch_blocks(g, NR_K_GATHER_TRAIN, (unsigned)(n > 0 ? n : 1), args, e);
+}
+
+int nr_gpu_gather_eval(nr_gpu *g, const nr_gpu_batch_desc *d, nr_dptr pixels, nr_dptr set_labels, nr_dptr idx,
+                       long long first, int n, int level, float noise_std, nr_dptr x, nr_dptr labels, nr_error *e)
+{
+    nr_gpu_batch_desc desc = *d;
+    void *args[] = { &desc, &pixels, &set_labels, &idx, &first, &n, &level, &noise_std, &x, &labels };
+    return nr_gpu_launch(g, NR_K_GATHER_EVAL, (long long)n * d->c * d->h * d->w, args, e);
 }
 
 /* ---- optimizers ------------------------------------------------------------------------------ */

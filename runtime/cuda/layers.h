@@ -14,6 +14,7 @@
 #include "../netrt.h"
 #include "../rng.h"
 #include "gpu.h"
+#include "batch_desc.h"
 #include "step_vars.h"
 
 /* Temporary floats a layer needs on the GPU for a batch of n (conv: the
@@ -36,6 +37,22 @@ int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr
 int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr dy,
                     nr_dptr dx, nr_dptr params, nr_dptr dparams, nr_dptr saved, nr_dptr scratch,
                     nr_error *e);
+
+/* ---- batches: the sets on the device as uint8 (gather.cuh) ---------------- */
+
+/* The program's data, augmentation and noise test for the batch kernels;
+ * seed: the run's (augmentation streams). Fails on more augmentation ops
+ * than NR_GPU_MAX_AUG_OPS. */
+int nr_gpu_batch_desc_of(const nr_program *p, uint64_t seed, nr_gpu_batch_desc *d, nr_error *e);
+/* A training batch into x and labels (runtime/backend.h's nr_batch, its
+ * arrays in device memory); scratch: 2 * d->scratch floats per image. */
+int nr_gpu_gather_train(nr_gpu *g, const nr_gpu_batch_desc *d, nr_dptr pixels, nr_dptr set_labels, nr_dptr image,
+                        nr_dptr stream_a, nr_dptr augment, int n, nr_dptr scratch, nr_dptr x, nr_dptr labels,
+                        nr_error *e);
+/* Evaluation images idx[first..first+n) (idx 0: first..first+n), clean
+ * (level < 0) or at noise-test level `level`. */
+int nr_gpu_gather_eval(nr_gpu *g, const nr_gpu_batch_desc *d, nr_dptr pixels, nr_dptr set_labels, nr_dptr idx,
+                       long long first, int n, int level, float noise_std, nr_dptr x, nr_dptr labels, nr_error *e);
 
 /* The step's values for nr_optim_step(o, lr, step, ...) (step counts from
  * 1), its loss going to result slot `slot`. */

@@ -17,6 +17,7 @@
 #include "../../runtime/cpu/ops.h"
 #include "../../runtime/cuda/layers.h"
 #include "../../runtime/optim.h"
+#include "../../runtime/preprocess.h"
 #include "../../runtime/rng.h"
 #include <errno.h>
 #include <math.h>
@@ -607,6 +608,150 @@ static void optimizer_tests(void)
     check_sam("adaptive sam perturb and restore", 1, n);
 }
 
+/* ---- batches: gather and augment on the device against runtime/preprocess.c ---- */
+
+enum { BATCH_C = 3, BATCH_H = 12, BATCH_W = 12, BATCH_IMAGES = 9, BATCH_N = 7 }; /* square: crop keeps the size */
+
+typedef struct batch_case {
+    nr_program p;
+    nr_aug_op ops[6];
+    float noise_std[2];
+    uint8_t pixels[BATCH_IMAGES * BATCH_C * BATCH_H * BATCH_W];
+    int32_t labels[BATCH_IMAGES];
+    uint32_t image[BATCH_N], stream_a[BATCH_N];
+    uint8_t augment[BATCH_N];
+} batch_case;
+
+/* Every augmentation op the language has, normalize per channel, and a
+ * noise test clamped after normalize (W1's) with its own normalize. */
+static void make_batch_case(batch_case *b)
+{
+    memset(b, 0, sizeof *b);
+    nr_aug_op rotate_bilinear = { NR_AUG_ROTATE, 15.0f, 1, 0.25f, 0, 0, 0, 0, 0, 0, 0, 0 };
+    nr_aug_op hflip = { NR_AUG_HFLIP, 0, 0, 0, 0.5f, 0, 0, 0, 0, 0, 0, 0 };
+    nr_aug_op crop = { NR_AUG_CROP, 0, 0, 0, 0, BATCH_H, 3, 0, 0, 0, 0, 0 };
+    nr_aug_op rotate_nearest = { NR_AUG_ROTATE, 40.0f, 0, 0.0f, 0, 0, 0, 0, 0, 0, 0, 0 };
+    nr_aug_op noise_before = { NR_AUG_NOISE, 0, 0, 0, 0, 0, 0, 0.1f, 1, 0.0f, 1.0f, 0 };
+    nr_aug_op noise_after = { NR_AUG_NOISE, 0, 0, 0, 0, 0, 0, 0.2f, 0, 0, 0, 1 };
+    b->ops[0] = rotate_bilinear, b->ops[1] = hflip, b->ops[2] = crop, b->ops[3] = rotate_nearest;
+    b->ops[4] = noise_before, b->ops[5] = noise_after;
+    nr_data_spec *d = &b->p.data;
+    d->channels = BATCH_C, d->height = BATCH_H, d->width = BATCH_W;
+    d->nnorm = 3;
+    for (int c = 0; c < 3; c++) d->mean[c] = 0.4f + 0.05f * c, d->std[c] = 0.2f + 0.03f * c;
+    b->p.augment.ops = b->ops;
+    b->p.augment.nops = 6;
+    b->noise_std[0] = 0.3f, b->noise_std[1] = 0.7f;
+    nr_noise_test *t = &b->p.noise;
+    t->std = b->noise_std, t->nstd = 2, t->seed = 17, t->clamp = 1, t->lo = -1.0f, t->hi = 1.5f;
+    t->nnorm = 1, t->norm_mean[0] = 0.1307f, t->norm_std[0] = 0.3081f;
+    for (size_t i = 0; i < sizeof b->pixels; i++) b->pixels[i] = (uint8_t)nr_below(inputs, draws++, 256);
+    for (int i = 0; i < BATCH_IMAGES; i++) b->labels[i] = i % 4;
+    for (int j = 0; j < BATCH_N; j++) {
+        b->image[j] = (uint32_t)nr_below(inputs, draws++, BATCH_IMAGES);
+        b->stream_a[j] = (uint32_t)(j * 3 + 1);
+        b->augment[j] = j != 2; /* one sample is not augmented */
+    }
+}
+
+static nr_dptr device_bytes(const void *src, size_t bytes, nr_error *e)
+{
+    nr_dptr p = 0;
+    if (nr_gpu_alloc(&gpu, &p, bytes ? bytes : 4, e) != 0) return 0;
+    if (nr_gpu_upload(&gpu, p, src, bytes, e) != 0) {
+        nr_gpu_free(&gpu, p);
+        return 0;
+    }
+    return p;
+}
+
+static int check_labels(nr_dptr dlabels, const int32_t *ref, int n, nr_error *e)
+{
+    int32_t got[BATCH_N];
+    if (nr_gpu_download(&gpu, got, dlabels, (size_t)n * sizeof *got, e) != 0) return 0;
+    int same = memcmp(got, ref, (size_t)n * sizeof *got) == 0;
+    if (!same) printf("#   labels differ\n");
+    return same;
+}
+
+static void check_gather_train(batch_case *b, uint64_t seed)
+{
+    nr_error e = { "" };
+    size_t image = BATCH_C * BATCH_H * BATCH_W, scratch_n = nr_preprocess_scratch(&b->p.data, &b->p.augment);
+    float *ref = host_floats(BATCH_N * image), *scratch = host_floats(scratch_n);
+    int32_t ref_labels[BATCH_N];
+    for (int j = 0; j < BATCH_N; j++) {
+        nr_stream st = nr_stream_make(seed, NR_RNG_AUGMENT, b->stream_a[j], b->image[j]);
+        nr_preprocess(&b->p.data, b->augment[j] ? &b->p.augment : NULL, b->pixels + b->image[j] * image,
+                      ref + j * image, scratch, st);
+        ref_labels[j] = b->labels[b->image[j]];
+    }
+    nr_gpu_batch_desc d;
+    nr_dptr px = device_bytes(b->pixels, sizeof b->pixels, &e), lab = device_bytes(b->labels, sizeof b->labels, &e);
+    nr_dptr img = device_bytes(b->image, sizeof b->image, &e), sa = device_bytes(b->stream_a, sizeof b->stream_a, &e);
+    nr_dptr aug = device_bytes(b->augment, sizeof b->augment, &e), x = 0, y = 0, sc = 0;
+    int ok = px && lab && img && sa && aug && nr_gpu_batch_desc_of(&b->p, seed, &d, &e) == 0 &&
+             (x = device_floats(NULL, BATCH_N * image, &e)) != 0 && nr_gpu_alloc(&gpu, &y, sizeof ref_labels, &e) == 0 &&
+             (sc = device_floats(NULL, (size_t)BATCH_N * 2 * d.scratch, &e)) != 0 &&
+             nr_gpu_gather_train(&gpu, &d, px, lab, img, sa, aug, BATCH_N, sc, x, y, &e) == 0;
+    printf("# gather and augment a training batch (%d images %dx%dx%d: rotate, hflip, crop, noise)\n", BATCH_N,
+           BATCH_C, BATCH_H, BATCH_W);
+    if (!ok) printf("# %s\n", e.msg);
+    ok = ok && check_device("x", x, ref, BATCH_N * image, FP32_TOL, 0) && check_labels(y, ref_labels, BATCH_N, &e);
+    tap(ok, "gather and augment a training batch");
+    nr_dptr all[] = { px, lab, img, sa, aug, x, y, sc };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) nr_gpu_free(&gpu, all[i]);
+    free(ref);
+    free(scratch);
+}
+
+static void check_gather_eval(batch_case *b, int level)
+{
+    nr_error e = { "" };
+    size_t image = BATCH_C * BATCH_H * BATCH_W;
+    float *ref = host_floats(BATCH_N * image), *scratch = host_floats(nr_preprocess_scratch(&b->p.data, NULL) + 1);
+    int32_t ref_labels[BATCH_N];
+    uint32_t idx[BATCH_N + 2];
+    for (int j = 0; j < BATCH_N + 2; j++) idx[j] = (uint32_t)((j * 5 + 3) % BATCH_IMAGES);
+    const int first = 2;
+    for (int j = 0; j < BATCH_N; j++) {
+        uint32_t im = idx[first + j];
+        const uint8_t *px = b->pixels + im * image;
+        if (level < 0) nr_preprocess(&b->p.data, NULL, px, ref + j * image, scratch, nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
+        else nr_preprocess_noisy(&b->p.data, &b->p.noise, b->noise_std[level], px, ref + j * image,
+                                 nr_stream_make(b->p.noise.seed, NR_RNG_NOISE_TEST, (uint32_t)level, im + 1));
+        ref_labels[j] = b->labels[im];
+    }
+    nr_gpu_batch_desc d;
+    nr_dptr px = device_bytes(b->pixels, sizeof b->pixels, &e), lab = device_bytes(b->labels, sizeof b->labels, &e);
+    nr_dptr di = device_bytes(idx, sizeof idx, &e), x = 0, y = 0;
+    float std = level < 0 ? 0.0f : b->noise_std[level];
+    int ok = px && lab && di && nr_gpu_batch_desc_of(&b->p, 0, &d, &e) == 0 &&
+             (x = device_floats(NULL, BATCH_N * image, &e)) != 0 && nr_gpu_alloc(&gpu, &y, sizeof ref_labels, &e) == 0 &&
+             nr_gpu_gather_eval(&gpu, &d, px, lab, di, first, BATCH_N, level, std, x, y, &e) == 0;
+    char what[96];
+    snprintf(what, sizeof what, "gather an evaluation batch, %s", level < 0 ? "clean" : "noise test");
+    printf("# %s\n", what);
+    if (!ok) printf("# %s\n", e.msg);
+    ok = ok && check_device("x", x, ref, BATCH_N * image, FP32_TOL, 0) && check_labels(y, ref_labels, BATCH_N, &e);
+    tap(ok, what);
+    nr_dptr all[] = { px, lab, di, x, y };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) nr_gpu_free(&gpu, all[i]);
+    free(ref);
+    free(scratch);
+}
+
+static void batch_tests(void)
+{
+    batch_case *b = malloc(sizeof *b);
+    if (!b) exit(1);
+    make_batch_case(b);
+    check_gather_train(b, 1234);
+    check_gather_eval(b, -1);
+    check_gather_eval(b, 1);
+    free(b);
+}
+
 /* ---- module load and cache ----------------------------------------------------------------------- */
 
 static double now(void)
@@ -698,6 +843,7 @@ int main(void)
     layer_tests();
     loss_tests();
     optimizer_tests();
+    batch_tests();
     nr_gpu_free(&gpu, step_vars);
     nr_gpu_close(&gpu);
     printf("1..%d\n# %d passed, %d failed\n", test_number, test_number - failures, failures);
