@@ -55,13 +55,10 @@ static void c_float_array(strbuf *out, const optval *o, int n)
     sb_puts(out, " }");
 }
 
-static const char *const kind_names[] = {
-    [L_CONV] = "NR_CONV", [L_DENSE] = "NR_DENSE", [L_MAXPOOL] = "NR_MAXPOOL",
-    [L_AVGPOOL] = "NR_AVGPOOL", [L_BATCHNORM] = "NR_BATCHNORM", [L_BATCHNORM1D] = "NR_BATCHNORM",
-    [L_BATCHNORM2D] = "NR_BATCHNORM", [L_DROPOUT] = "NR_DROPOUT", [L_FLATTEN] = "NR_FLATTEN",
-    [L_TANH] = "NR_TANH", [L_RELU] = "NR_RELU", [L_LEAKY_RELU] = "NR_LEAKY_RELU",
-    [L_SIGMOID] = "NR_SIGMOID", [L_SOFTMAX] = "NR_SOFTMAX", [L_LOG_SOFTMAX] = "NR_LOG_SOFTMAX",
-};
+/* The runtime's names of its layer kinds, from the list it declares them with. */
+#define KIND_NAME(k) "NR_" #k,
+static const char *const runtime_kind_names[NR_KIND_COUNT] = { NR_LAYER_KINDS(KIND_NAME) };
+#undef KIND_NAME
 
 static const char *const init_enums[] = {
     [INIT_PYTORCH] = "NR_INIT_PYTORCH", [INIT_XAVIER_UNIFORM] = "NR_INIT_XAVIER_UNIFORM",
@@ -83,7 +80,7 @@ static void emit_layer(strbuf *out, const ir_node *n, int model_init)
     layer_id k = layer_kind_of(o);
     sb_puts(out, "    {\n        .name = ");
     c_string(out, n->name);
-    sb_printf(out, ", .kind = %s,\n        ", kind_names[k]);
+    sb_printf(out, ", .kind = %s,\n        ", runtime_kind_names[layer_table[k].runtime_kind]);
     /* A dense layer under auto_flatten reads its image input as flat features. */
     shape in = n->in;
     if (k == L_DENSE && in.rank == 3) in = (shape){ 1, { shape_elems(&n->in), 0, 0 } };

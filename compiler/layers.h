@@ -4,6 +4,7 @@
 #ifndef NETC_LAYERS_H
 #define NETC_LAYERS_H
 #include "spec.h"
+#include "../runtime/netrt.h"
 
 /* Shape of one sample: [C, H, W] (rank 3) or [F] (rank 1). */
 typedef struct shape {
@@ -49,6 +50,7 @@ typedef struct layer_row {
     long long (*macs)(const resolved *o, const shape *in, const shape *out);
     int is_activation;       /* elementwise, no parameters */
     int is_normalization;    /* BatchNorm of some rank */
+    nr_kind runtime_kind;    /* what the runtime runs it as (runtime/netrt.h's NR_LAYER_KINDS) */
 } layer_row;
 
 extern const layer_row layer_table[L_COUNT];

@@ -14,11 +14,17 @@
 
 #define NR_ABI_VERSION 3
 
-typedef enum {
-    NR_CONV, NR_DENSE, NR_MAXPOOL, NR_AVGPOOL, NR_BATCHNORM, NR_DROPOUT, NR_FLATTEN,
-    NR_TANH, NR_RELU, NR_LEAKY_RELU, NR_SIGMOID, NR_SOFTMAX, NR_LOG_SOFTMAX,
-    NR_KIND_COUNT
-} nr_kind;
+/* The layer kinds the runtime implements, one list for the compiler and the
+ * runtime: the compiler's layer table (compiler/layers.c) names each row's
+ * kind from it, and the C emitter writes NR_<kind> from it. Adding a kind:
+ * a row here, its row there (shape rule, options), its CPU and CUDA kernels
+ * (runtime/cpu/ops.c, runtime/cuda/layers.c) and their tests. */
+#define NR_LAYER_KINDS(X) \
+    X(CONV) X(DENSE) X(MAXPOOL) X(AVGPOOL) X(BATCHNORM) X(DROPOUT) X(FLATTEN) \
+    X(TANH) X(RELU) X(LEAKY_RELU) X(SIGMOID) X(SOFTMAX) X(LOG_SOFTMAX)
+#define NR_KIND_ID(k) NR_##k,
+typedef enum { NR_LAYER_KINDS(NR_KIND_ID) NR_KIND_COUNT } nr_kind;
+#undef NR_KIND_ID
 
 typedef enum {
     NR_INIT_PYTORCH, NR_INIT_XAVIER_UNIFORM, NR_INIT_XAVIER_NORMAL,
