@@ -459,6 +459,56 @@ static void test_builtin_kernels(void)
     ops->close(ctx);
 }
 
+/* nr_row_sum (block_sum's shared-memory tree, several rows per block) on
+ * emulator `order`: out[ROWS]. */
+enum { ROWS = 5, COLS = 1000 };
+static void row_sums(const char *order, const float *m, float *out)
+{
+    setenv("NETC_EMU_ORDER", order, 1);
+    void *ctx;
+    nr_dev_info info;
+    nr_error e = { "" };
+    int rc = ops->open(&ctx, 0, 0, &info, &e);
+    unsetenv("NETC_EMU_ORDER");
+    OK(rc);
+    const char *names[] = { "nr_row_sum" };
+    void *fn;
+    nr_dev_module *mod = NULL;
+    OK(ops->load_module(ctx, "", "netc kernels", names, 1, &mod, &fn, NULL, 0, &e));
+    nr_dptr dm, dout;
+    OK(ops->alloc(ctx, &dm, ROWS * COLS * sizeof(float), &e));
+    OK(ops->alloc(ctx, &dout, ROWS * sizeof(float), &e));
+    OK(ops->upload(ctx, dm, m, ROWS * COLS * sizeof(float), &e));
+    int rows = ROWS;
+    long long cols = COLS;
+    void *args[] = { &dm, &dout, &rows, &cols };
+    OK(ops->launch(ctx, fn, 2, 256, args, &e));
+    OK(ops->download(ctx, out, dout, ROWS * sizeof(float), &e));
+    ops->free(ctx, dm);
+    ops->free(ctx, dout);
+    ops->unload_module(ctx, mod);
+    ops->close(ctx);
+}
+
+/* netc's block reduction gives the same bits in both orders (no race), and
+ * the row sums. */
+static void test_builtin_reduction(void)
+{
+    float *m = malloc(ROWS * COLS * sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    for (int i = 0; i < ROWS * COLS; i++) m[i] = next_uniform();
+    float fwd[ROWS], rev[ROWS];
+    row_sums("forward", m, fwd);
+    row_sums("reverse", m, rev);
+    CU_ASSERT(memcmp(fwd, rev, sizeof fwd) == 0);
+    for (int r = 0; r < ROWS; r++) {
+        double want = 0.0;
+        for (int j = 0; j < COLS; j++) want += m[r * COLS + j];
+        CU_ASSERT(fabs(fwd[r] - want) <= 1e-6 * (1.0 + fabs(want)));
+    }
+    free(m);
+}
+
 /* What a launch costs: 8 blocks of 256 threads of a trivial kernel. */
 static void test_launch_time(void)
 {
@@ -507,6 +557,7 @@ int main(void)
         { "bad frees and out-of-range copies", test_bad_pointers },
         { "missing kernels and modules", test_missing_kernel },
         { "netc's kernels: Philox bit for bit, copy", test_builtin_kernels },
+        { "netc's block reduction: same bits in both orders", test_builtin_reduction },
         { "launch time", test_launch_time },
         CU_TEST_INFO_NULL,
     };
