@@ -398,6 +398,46 @@ static void test_bad_pointers(void)
     emu_close(&m);
 }
 
+/* A page-locked source changed, or freed, before the stream passed its
+ * upload is an error at the next sync; a pageable one is not watched. */
+static void test_async_upload_misuse(void)
+{
+    emu m;
+    nr_error e = { "" };
+    OPEN(&m, NULL);
+    nr_dptr d;
+    OK(ops->alloc(m.ctx, &d, 1024, &e));
+    float *pinned;
+    OK(ops->host_alloc(m.ctx, (void **)&pinned, 1024, &e));
+    for (int i = 0; i < 256; i++) pinned[i] = (float)i;
+    OK(ops->upload(m.ctx, d, pinned, 1024, &e));
+    OK(ops->sync(m.ctx, &e));
+    pinned[3] = -1.0f; /* after the sync: fine */
+    OK(ops->upload(m.ctx, d, pinned, 1024, &e));
+    pinned[5] = -1.0f; /* before: the GPU may copy the new value */
+    CU_ASSERT_EQUAL(ops->sync(m.ctx, &e), -1);
+    printf("# %s\n", e.msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "changed before a sync or download"));
+    OK(ops->upload(m.ctx, d, pinned + 8, 512, &e));
+    pinned[100] = 0.5f;
+    float back[4];
+    CU_ASSERT_EQUAL(ops->download(m.ctx, back, d, sizeof back, &e), -1);
+    OK(ops->upload(m.ctx, d, pinned, 1024, &e));
+    ops->host_free(m.ctx, pinned);
+    CU_ASSERT_EQUAL(ops->sync(m.ctx, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "while an upload from it is queued"));
+    ops->host_free(m.ctx, pinned);
+    CU_ASSERT_EQUAL(ops->sync(m.ctx, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "not from host_alloc"));
+
+    float pageable[256] = { 0 };
+    OK(ops->upload(m.ctx, d, pageable, sizeof pageable, &e));
+    pageable[0] = 1.0f; /* staged at once by CUDA */
+    OK(ops->sync(m.ctx, &e));
+    ops->free(m.ctx, d);
+    emu_close(&m);
+}
+
 static void test_missing_kernel(void)
 {
     void *ctx;
@@ -555,6 +595,7 @@ int main(void)
         { "graph capture and replay with capture-time arguments", test_graph },
         { "memory accounting and out of memory", test_memory_accounting },
         { "bad frees and out-of-range copies", test_bad_pointers },
+        { "page-locked upload sources changed or freed too early", test_async_upload_misuse },
         { "missing kernels and modules", test_missing_kernel },
         { "netc's kernels: Philox bit for bit, copy", test_builtin_kernels },
         { "netc's block reduction: same bits in both orders", test_builtin_reduction },
