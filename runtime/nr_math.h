@@ -23,6 +23,7 @@
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define NR_EXPF expf
+#define NR_LOGF logf
 #define NR_SQRTF sqrtf
 #define NR_EXP exp
 #define NR_LOG log
@@ -31,6 +32,7 @@
 #define NR_FABS fabs
 #else
 #define NR_EXPF __builtin_expf
+#define NR_LOGF __builtin_logf
 #define NR_SQRTF __builtin_sqrtf
 #define NR_EXP __builtin_exp
 #define NR_LOG __builtin_log
@@ -161,6 +163,51 @@ NR_HD float nr_leaky_relu_grad(float x, float dy, float slope)
     return nr_blend(nr_positive_mask(x), dy, dy * slope);
 }
 NR_HD float nr_sigmoid_grad(float y, float dy) { return dy * y * (1.0f - y); }
+
+/* Softmax (log_form 0) or log_softmax (1) of one column: C values stride
+ * apart (the channels at one position of an NCHW tensor, or a row with
+ * stride 1), in float. y may be x. */
+NR_HD void nr_softmax_column(const float *x, float *y, int C, long long stride, int log_form)
+{
+    float mx = x[0];
+    for (int c = 1; c < C; c++)
+        if (x[c * stride] > mx) mx = x[c * stride];
+    float sum = 0.0f;
+    for (int c = 0; c < C; c++) sum += NR_EXPF(x[c * stride] - mx);
+    if (log_form) {
+        float lse = NR_LOGF(sum);
+        for (int c = 0; c < C; c++) y[c * stride] = x[c * stride] - mx - lse;
+    } else {
+        for (int c = 0; c < C; c++) y[c * stride] = NR_EXPF(x[c * stride] - mx) / sum;
+    }
+}
+
+/* Its gradient from its output y: dx = y * (dy - sum dy*y), or for
+ * log_softmax dx = dy - exp(y) * sum dy. dx may be dy. */
+NR_HD void nr_softmax_column_grad(const float *y, const float *dy, float *dx, int C, long long stride, int log_form)
+{
+    float dot = 0.0f;
+    for (int c = 0; c < C; c++) dot += log_form ? dy[c * stride] : dy[c * stride] * y[c * stride];
+    for (int c = 0; c < C; c++) {
+        long long at = c * stride;
+        dx[at] = log_form ? dy[at] - NR_EXPF(y[at]) * dot : y[at] * (dy[at] - dot);
+    }
+}
+
+/* ---- BatchNorm's per-channel statistics -------------------------------------------- */
+
+/* The running statistic after a batch: (1 - m) * running + m * batch, in double. */
+NR_HD float nr_bn_running(float running, double m, double batch) { return (float)((1.0 - m) * running + m * batch); }
+
+/* The running variance takes the unbiased estimate of count values (a
+ * single value per channel has none: PyTorch refuses that case). */
+NR_HD double nr_bn_unbiased(double var, long long count)
+{
+    return count > 1 ? var * (double)count / (double)(count - 1) : var;
+}
+
+/* 1 / sqrt(var + eps), in double, rounded once. */
+NR_HD float nr_bn_invstd(double var, float eps) { return (float)(1.0 / NR_SQRT(var + (double)eps)); }
 
 /* ---- dropout -------------------------------------------------------------------- */
 

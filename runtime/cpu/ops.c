@@ -685,17 +685,14 @@ static void batchnorm_forward(const nr_layer *L, int n, const float *x, float *y
         if (training) {
             channel_stats(x, n, c, C, hw, &mean, &var);
             if (update) {
-                /* The running variance takes the unbiased estimate (a single
-                 * value per channel has none: PyTorch refuses that case). */
-                double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
-                running_mean[c] = (float)((1.0 - m) * running_mean[c] + m * mean);
-                running_var[c] = (float)((1.0 - m) * running_var[c] + m * unbiased);
+                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, (long long)count));
             }
         } else {
             mean = running_mean[c];
             var = running_var[c];
         }
-        float invstd = (float)(1.0 / sqrt(var + L->eps));
+        float invstd = nr_bn_invstd(var, L->eps);
         float scale = gamma ? gamma[c] * invstd : invstd;
         float shift = (beta ? beta[c] : 0.0f) - (float)mean * scale;
         saved[c] = (float)mean;
@@ -867,19 +864,8 @@ static void softmax_forward(const nr_layer *L, int n, const float *x, float *y, 
 #pragma omp parallel for num_threads(kernel_threads()) if ((size_t)n * C * hw >= PARALLEL_MIN)
     for (int b = 0; b < n; b++)
         for (size_t q = 0; q < hw; q++) {
-            const float *xs = x + (size_t)b * C * hw + q;
-            float *ys = y + (size_t)b * C * hw + q;
-            float max = xs[0];
-            for (int c = 1; c < C; c++)
-                if (xs[c * hw] > max) max = xs[c * hw];
-            float sum = 0.0f;
-            for (int c = 0; c < C; c++) sum += expf(xs[c * hw] - max);
-            if (log_form) {
-                float lse = logf(sum);
-                for (int c = 0; c < C; c++) ys[c * hw] = xs[c * hw] - max - lse;
-            } else {
-                for (int c = 0; c < C; c++) ys[c * hw] = expf(xs[c * hw] - max) / sum;
-            }
+            size_t base = (size_t)b * C * hw + q;
+            nr_softmax_column(x + base, y + base, C, (long long)hw, log_form);
         }
 }
 
@@ -891,12 +877,7 @@ static void softmax_backward(const nr_layer *L, int n, const float *y, const flo
     for (int b = 0; b < n; b++)
         for (size_t q = 0; q < hw; q++) {
             size_t base = (size_t)b * C * hw + q;
-            float dot = 0.0f;
-            for (int c = 0; c < C; c++) dot += log_form ? dy[base + c * hw] : dy[base + c * hw] * y[base + c * hw];
-            for (int c = 0; c < C; c++) {
-                size_t at = base + c * hw;
-                dx[at] = log_form ? dy[at] - expf(y[at]) * dot : y[at] * (dy[at] - dot);
-            }
+            nr_softmax_column_grad(y + base, dy + base, dx + base, C, (long long)hw, log_form);
         }
 }
 

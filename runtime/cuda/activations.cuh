@@ -49,19 +49,7 @@ extern "C" __global__ void nr_softmax_forward(const float *x, float *y, int n, i
     i64 total = (i64)n * hw;
     GRID_STRIDE(i, total) {
         i64 base = i / hw * C * hw + i % hw;
-        const float *xs = x + base;
-        float *ys = y + base;
-        float mx = xs[0];
-        for (int c = 1; c < C; c++)
-            if (xs[c * hw] > mx) mx = xs[c * hw];
-        float sum = 0.0f;
-        for (int c = 0; c < C; c++) sum += expf(xs[c * hw] - mx);
-        if (log_form) {
-            float lse = logf(sum);
-            for (int c = 0; c < C; c++) ys[c * hw] = xs[c * hw] - mx - lse;
-        } else {
-            for (int c = 0; c < C; c++) ys[c * hw] = expf(xs[c * hw] - mx) / sum;
-        }
+        nr_softmax_column(x + base, y + base, C, hw, log_form);
     }
 }
 
@@ -71,12 +59,6 @@ extern "C" __global__ void nr_softmax_backward(const float *y, const float *dy, 
     i64 total = (i64)n * hw;
     GRID_STRIDE(i, total) {
         i64 base = i / hw * C * hw + i % hw;
-        float dot = 0.0f;
-        for (int c = 0; c < C; c++) dot += log_form ? dy[base + c * hw] : dy[base + c * hw] * y[base + c * hw];
-        for (int c = 0; c < C; c++) {
-            i64 at = base + c * hw;
-            dx[at] = log_form ? dy[at] - expf(y[at]) * dot : y[at] * (dy[at] - dot);
-        }
+        nr_softmax_column_grad(y + base, dy + base, dx + base, C, hw, log_form);
     }
 }
-

@@ -26,9 +26,8 @@ extern "C" __global__ void nr_bn_stats(const float *x, float *saved, float *runn
             var = block_sum(sq, shared) / (double)count;
             if (update && threadIdx.x == 0) {
                 double m = momentum;
-                double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
-                running_mean[c] = (float)((1.0 - m) * running_mean[c] + m * mean);
-                running_var[c] = (float)((1.0 - m) * running_var[c] + m * unbiased);
+                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, count));
             }
         } else {
             mean = running_mean[c];
@@ -36,7 +35,7 @@ extern "C" __global__ void nr_bn_stats(const float *x, float *saved, float *runn
         }
         if (threadIdx.x == 0) {
             saved[c] = (float)mean;
-            saved[C + c] = (float)(1.0 / sqrt(var + (double)eps));
+            saved[C + c] = nr_bn_invstd(var, eps);
         }
     }
     if (blockIdx.x == 0 && threadIdx.x == 0) saved[2 * C] = (float)training;

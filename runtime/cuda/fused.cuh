@@ -264,9 +264,8 @@ template <class G> __device__ void bn_stats(const float *x, float *saved, float 
             var = block_sum(sq, shared) / (double)count;
             if (update && threadIdx.x == 0) {
                 double m = G::BN_MOMENTUM;
-                double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
-                running_mean[c] = (float)((1.0 - m) * running_mean[c] + m * mean);
-                running_var[c] = (float)((1.0 - m) * running_var[c] + m * unbiased);
+                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, count));
             }
         } else {
             mean = running_mean[c];
@@ -274,7 +273,7 @@ template <class G> __device__ void bn_stats(const float *x, float *saved, float 
         }
         if (threadIdx.x == 0) {
             saved[c] = (float)mean;
-            saved[G::O + c] = (float)(1.0 / sqrt(var + (double)G::BN_EPS));
+            saved[G::O + c] = nr_bn_invstd(var, G::BN_EPS);
         }
     }
 }
@@ -337,7 +336,7 @@ template <class G> __device__ void bn_fold(const float *w, const float *b, const
                                            const float *running_mean, const float *running_var, float *wf, float *bf)
 {
     GRID_STRIDE(o, (i64)G::O) {
-        float s = (float)(1.0 / sqrt((double)running_var[o] + (double)G::BN_EPS));
+        float s = nr_bn_invstd((double)running_var[o], G::BN_EPS);
         if (G::BN_AFFINE) s = gamma[o] * s;
         for (i64 k = 0; k < G::FAN_IN; k++) wf[o * G::FAN_IN + k] = w[o * G::FAN_IN + k] * s;
         bf[o] = ((G::BIAS ? b[o] : 0.0f) - running_mean[o]) * s + (G::BN_AFFINE ? beta[o] : 0.0f);
@@ -472,15 +471,7 @@ template <class G> __device__ void softmax_forward(const float *x, float *y, int
     constexpr int PLANE = G::OH * G::OW;
     GRID_STRIDE(i, (i64)n * PLANE) {
         i64 base = i / PLANE * G::O * PLANE + i % PLANE;
-        float mx = x[base];
-        for (int c = 1; c < G::O; c++) mx = x[base + c * PLANE] > mx ? x[base + c * PLANE] : mx;
-        float sum = 0.0f;
-        for (int c = 0; c < G::O; c++) sum += expf(x[base + c * PLANE] - mx);
-        float lse = logf(sum);
-        for (int c = 0; c < G::O; c++) {
-            float v = x[base + c * PLANE] - mx;
-            y[base + c * PLANE] = G::LOG ? v - lse : expf(v) / sum;
-        }
+        nr_softmax_column(x + base, y + base, G::O, PLANE, G::LOG);
     }
 }
 
@@ -489,12 +480,7 @@ template <class G> __device__ void softmax_backward(const float *y, const float 
     constexpr int PLANE = G::OH * G::OW;
     GRID_STRIDE(i, (i64)n * PLANE) {
         i64 base = i / PLANE * G::O * PLANE + i % PLANE;
-        float dot = 0.0f;
-        for (int c = 0; c < G::O; c++) dot += G::LOG ? dy[base + c * PLANE] : dy[base + c * PLANE] * y[base + c * PLANE];
-        for (int c = 0; c < G::O; c++) {
-            i64 at = base + c * PLANE;
-            dx[at] = G::LOG ? dy[at] - expf(y[at]) * dot : y[at] * (dy[at] - dot);
-        }
+        nr_softmax_column_grad(y + base, dy + base, dx + base, G::O, PLANE, G::LOG);
     }
 }
 
@@ -542,14 +528,7 @@ template <class L> __device__ void loss_step(const loss_args &a)
         if (L::COMPUTES_OUT) {
             float *y = a.out + (i64)i * K;
             for (int j = 0; j < K; j++) y[j] = L::BIAS ? x[j] + a.b[j] : x[j];
-            if (L::SOFTMAX) { /* the model's final softmax / log_softmax */
-                float mx = y[0];
-                for (int j = 1; j < K; j++) mx = y[j] > mx ? y[j] : mx;
-                float sum = 0.0f;
-                for (int j = 0; j < K; j++) sum += expf(y[j] - mx);
-                float lse = logf(sum);
-                for (int j = 0; j < K; j++) y[j] = L::SOFTMAX == 2 ? y[j] - mx - lse : expf(y[j] - mx) / sum;
-            }
+            if (L::SOFTMAX) nr_softmax_column(y, y, K, 1, L::SOFTMAX == 2); /* the model's final (log_)softmax */
             x = y;
         }
         float *g = a.dz ? a.dz + (i64)i * K : 0;
@@ -560,11 +539,7 @@ template <class L> __device__ void loss_step(const loss_args &a)
         }
         correct += nr_argmax_row(x, K) == label;
         total += nr_loss_row(&opts, K, x, label, g, scale);
-        if (g && L::SOFTMAX) { /* back through the final softmax, in place */
-            float dot = 0.0f;
-            for (int j = 0; j < K; j++) dot += L::SOFTMAX == 2 ? g[j] : g[j] * x[j];
-            for (int j = 0; j < K; j++) g[j] = L::SOFTMAX == 2 ? g[j] - expf(x[j]) * dot : x[j] * (g[j] - dot);
-        }
+        if (g && L::SOFTMAX) nr_softmax_column_grad(x, g, g, K, 1, L::SOFTMAX == 2); /* back through it, in place */
     }
     if (L::BIAS && a.db) { /* the bias gradient: column sums in row order, as the CPU */
         __syncthreads();
