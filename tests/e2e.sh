@@ -212,6 +212,30 @@ PY
 refused "test --weights refuses weights holding NaN, naming the tensor and index" 1 \
     "tensor 'fc1.weight' holds NaN at index 7" "$prog" test "${common[@]}" --weights "$tmp/nan.safetensors"
 
+# Options and resources, checked before training starts.
+"$prog" train "${common[@]}" --epochs 1 --train-limit 600 --test-limit 100 --batch 1000000 --out "$tmp/bigbatch" > "$tmp/why" 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q "batch 1000000 is more than the 600 training images an epoch has; using batch 600" "$tmp/why" &&
+    grep -q '"batch": 600' "$tmp/bigbatch/summary.json"; then
+    report ok "--batch 1000000 on 600 images is capped at 600 with a note"
+else
+    report fail "--batch 1000000 on 600 images is capped at 600 (exit $rc)" "$tmp/why"
+fi
+if [ -d /proc/self ]; then
+    "$prog" train "${common[@]}" --epochs 1 --out /proc/self > "$tmp/why" 2>&1
+    rc=$?
+    if [ $rc = 1 ] && grep -q "the run directory /proc/self cannot hold files" "$tmp/why" && ! grep -q "^epoch" "$tmp/why"; then
+        report ok "an unwritable --out is refused before training"
+    else
+        report fail "an unwritable --out is refused before training (exit $rc)" "$tmp/why"
+    fi
+else
+    echo "ok $((n += 1)) # SKIP no /proc/self to stand for an unwritable directory"
+fi
+refused "--out '' is a usage error (exit 2)" 2 "--out needs a directory, not an empty string" "$prog" train --out ""
+refused "--threads above the core count is warned about" 0 "warning: 999 threads on a machine with" \
+    "$prog" train "${common[@]}" --threads 999 --epochs 1 --train-limit 100 --test-limit 100 --quiet --out "$tmp/threads"
+
 # Broken inputs: clear errors naming the file, never a crash.
 cp -r "$tmp/data" "$tmp/bad"
 head -c 1000 "$data/train-labels-idx1-ubyte" > "$tmp/bad/fashion-mnist/train-labels-idx1-ubyte"
