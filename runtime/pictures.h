@@ -4,6 +4,7 @@
 #include "data.h"
 #include "netrt.h"
 #include "plot.h"
+#include "report_html.h"
 
 /* The epochs of DIR/metrics.csv (the caller frees *out). */
 int nr_read_metrics(const char *dir, nr_report_epoch **out, int *count, nr_error *err);

@@ -328,6 +328,32 @@ if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && c
 else
     report fail "sweep --resume keeps finished points (exit $rc)" "$tmp/resume.out"
 fi
+# sweep --resume reads summary.json with the JSON reader: the same results
+# from the same data written another way (compact, keys sorted), and a
+# damaged file is an error naming it and the offset.
+python3 - "$tmp/deep/er/sweep" <<'PY'
+import glob, json, sys
+for path in glob.glob(sys.argv[1] + "/*/summary.json"):
+    with open(path) as f:
+        data = json.load(f)
+    with open(path, "w") as f:
+        json.dump(data, f, sort_keys=True, separators=(",", ":"))
+PY
+"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
+rc=$?
+cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
+if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
+    report ok "sweep --resume reads summary.json as JSON, not as text of one layout"
+else
+    report fail "sweep --resume reads summary.json as JSON (exit $rc)" "$tmp/resume.out"
+fi
+damaged=$(ls "$tmp"/deep/er/sweep/*/summary.json | head -1)
+cp "$damaged" "$tmp/summary.saved"
+printf '{"status": "trained", "test_accuracy": 0.5,' > "$damaged"
+refused "sweep --resume refuses a damaged summary.json, naming it and the offset" 1 \
+    "summary.json: offset 43: file ends inside an object" \
+    "$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep"
+cp "$tmp/summary.saved" "$damaged"
 # --sweep selects by name; a joint sweep by any of its names.
 "$tmp/tiny" sweep --sweep act --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" --resume > "$tmp/only.out" 2>&1
 rc=$?

@@ -9,6 +9,7 @@
  *   test_rt_plot --has-colour PNG RRGGBB   exits 0 when over 100 pixels are near that colour */
 #include "pictures.h"
 #include "plot.h"
+#include "report_html.h"
 #include "scratch.h"
 #include "tap.h"
 #include <cairo.h>
