@@ -246,9 +246,11 @@ static int meta_real(const nr_st_file *f, const char *key, int optional, double 
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end || errno == ERANGE || (*v != '-' && *v != '.' && (*v < '0' || *v > '9')))
+    /* Decimal as netc writes it (%.17g): no hex floats, inf, nan or spaces. */
+    if (end == v || *end || strspn(v, "0123456789+-.eE") != strlen(v))
         return nr_fail(err, "%s: metadata field '%s' is '%s', not a number", f->path, key, v);
-    if (!isfinite(x)) return nr_fail(err, "%s: metadata field '%s' is %s, not a finite number", f->path, key, v);
+    if (errno == ERANGE || !isfinite(x))
+        return nr_fail(err, "%s: metadata field '%s' is %s, out of range", f->path, key, v);
     if (!(x >= lo && x <= hi))
         return nr_fail(err, "%s: metadata field '%s' is %s, outside %g..%g", f->path, key, v, lo, hi);
     *value = x;
@@ -269,13 +271,19 @@ int nr_checkpoint_meta(const nr_st_file *f, nr_ck_meta *m, nr_error *err)
     m->layers = nr_st_meta(f, "layers");
     /* The same limits as the command line's (see main.c). */
     if (meta_int(f, "epochs", 0, 1, 1000000, &m->epochs, err) || meta_int(f, "epoch", 0, 0, m->epochs, &m->epoch, err) ||
-        meta_int(f, "step", 0, m->epoch, INT64_MAX, &m->step, err) ||
+        meta_int(f, "step", 0, 0, INT64_MAX, &m->step, err) ||
         meta_int(f, "seed", 0, 0, 4294967295LL, &m->seed, err) || meta_int(f, "batch", 0, 1, 1 << 20, &m->batch, err) ||
-        meta_real(f, "lr", 0, 1e-300, 1e6, &m->lr, err) ||
+        meta_real(f, "lr", 0, -HUGE_VAL, HUGE_VAL, &m->lr, err) ||
         meta_real(f, "train_loss", 1, -HUGE_VAL, HUGE_VAL, &m->train_loss, err) ||
         meta_int(f, "threads", 1, 1, 4096, &m->threads, err) ||
         meta_int(f, "train_limit", 1, 0, INT32_MAX, &m->train_limit, err))
         return -1;
+    if (m->step < m->epoch)
+        return nr_fail(err, "%s: metadata field 'step' is %lld, fewer than its %lld epochs (each takes at least one step)",
+                       f->path, m->step, m->epoch);
+    if (!(m->lr > 0 && m->lr <= 1e6))
+        return nr_fail(err, "%s: metadata field 'lr' is %s: a learning rate is above 0 and at most 1e6", f->path,
+                       nr_st_meta(f, "lr"));
     return 0;
 }
 
