@@ -320,14 +320,17 @@ else
     report fail "sweep --sweep with an unknown name lists the sweeps (exit $rc)" "$tmp/why"
 fi
 cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.before" 2> /dev/null
-"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
-rc=$?
-cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
-if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
-    report ok "sweep --resume keeps finished points and their results"
-else
-    report fail "sweep --resume keeps finished points (exit $rc)" "$tmp/resume.out"
-fi
+sweep_resumes() {  # description: sweep --resume finds its 3 trained points finished, with the same results
+    "$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
+    local rc=$?
+    cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
+    if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
+        report ok "$1"
+    else
+        report fail "$1 (exit $rc)" "$tmp/resume.out"
+    fi
+}
+sweep_resumes "sweep --resume keeps finished points and their results"
 # sweep --resume reads summary.json with the JSON reader: the same results
 # from the same data written another way (compact, keys sorted), and a
 # damaged file is an error naming it and the offset.
@@ -339,14 +342,7 @@ for path in glob.glob(sys.argv[1] + "/*/summary.json"):
     with open(path, "w") as f:
         json.dump(data, f, sort_keys=True, separators=(",", ":"))
 PY
-"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
-rc=$?
-cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
-if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
-    report ok "sweep --resume reads summary.json as JSON, not as text of one layout"
-else
-    report fail "sweep --resume reads summary.json as JSON (exit $rc)" "$tmp/resume.out"
-fi
+sweep_resumes "sweep --resume reads summary.json as JSON, not as text of one layout"
 damaged=$(ls "$tmp"/deep/er/sweep/*/summary.json | head -1)
 cp "$damaged" "$tmp/summary.saved"
 printf '{"status": "trained", "test_accuracy": 0.5,' > "$damaged"
