@@ -4,8 +4,12 @@
  * header length N, N bytes of JSON padded with spaces so that the data section
  * starts 8-byte aligned, then the tensors back to back. The reader accepts
  * exactly what a well-formed file can contain and nothing else, so a damaged
- * checkpoint is reported (with the byte offset) instead of being trained on. */
+ * checkpoint is reported (with the byte offset) instead of being trained on.
+ * The header is read and written by json.c (integers only here) and the
+ * file replaced by atomic_file.c, as every file the runtime writes. */
 #include "checkpoint.h"
+#include "atomic_file.h"
+#include "json.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -18,7 +22,6 @@
 
 #define NR_ST_MAX_RANK 4
 #define NR_ST_DATA_ALIGN 64 /* where the reader places the data section in memory */
-#define JSON_MAX_DEPTH 16   /* a valid header nests 3 deep; this stops stack exhaustion */
 static const char METADATA_KEY[] = "__metadata__";
 
 static int host_is_little_endian(void)
@@ -41,68 +44,6 @@ static void swap_bytes4(void *p, size_t count)
     }
 }
 
-/* Length of the UTF-8 sequence at s (at most n bytes) with its code point in
- * *cp, or 0 when it is malformed: overlong, a surrogate, past U+10FFFF. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    if (n == 0) return 0;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t len;
-    uint32_t c, min;
-    if ((s[0] & 0xe0) == 0xc0) len = 2, c = s[0] & 0x1f, min = 0x80;
-    else if ((s[0] & 0xf0) == 0xe0) len = 3, c = s[0] & 0x0f, min = 0x800;
-    else if ((s[0] & 0xf8) == 0xf0) len = 4, c = s[0] & 0x07, min = 0x10000;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-    *cp = c;
-    return len;
-}
-
-static int utf8_valid(const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s);
-    uint32_t cp;
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_decode(u + i, n - i, &cp);
-        if (!len) return 0;
-        i += len;
-    }
-    return 1;
-}
-
-static size_t utf8_encode(uint32_t cp, char out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* Element count of a shape, or -1 when a dimension is negative or the byte
  * size would not fit in a size_t. */
 static int64_t shape_count(const int64_t *shape, int rank)
@@ -122,77 +63,13 @@ static int64_t shape_count(const int64_t *shape, int rank)
  * Writer
  * ====================================================================== */
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    int out_of_memory;
-} strbuf;
-
-static void sb_put(strbuf *b, const char *s, size_t n)
-{
-    if (b->out_of_memory) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->out_of_memory = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(strbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_int(strbuf *b, int64_t v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sb_put(b, tmp, (size_t)n);
-}
-
-/* A JSON string literal; s is valid UTF-8 (checked by the caller), so only
- * the quote, the backslash and control characters need escapes. */
-static void sb_json_string(strbuf *b, const char *s)
-{
-    sb_put(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[8];
-        switch (*c) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        default:
-            if (*c < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *c);
-                sb_put(b, esc, 6);
-            } else {
-                sb_put(b, (const char *)c, 1);
-            }
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
 /* Rejects what would make an unreadable or ambiguous file; fills the byte
  * sizes of the tensors. */
 static int check_tensors(const char *path, const nr_tensor *t, int n, uint64_t *bytes, nr_error *err)
 {
     for (int i = 0; i < n; i++) {
         if (!t[i].name) return nr_fail(err, "%s: tensor %d has no name", path, i);
-        if (!utf8_valid(t[i].name)) return nr_fail(err, "%s: tensor %d: name is not valid UTF-8", path, i);
+        if (!nr_utf8_valid(t[i].name)) return nr_fail(err, "%s: tensor %d: name is not valid UTF-8", path, i);
         if (strcmp(t[i].name, METADATA_KEY) == 0)
             return nr_fail(err, "%s: tensor %d: the name \"%s\" is reserved", path, i, METADATA_KEY);
         if (t[i].rank < 0 || t[i].rank > NR_ST_MAX_RANK)
@@ -214,7 +91,7 @@ static int check_meta(const char *path, const nr_meta *m, int n, nr_error *err)
 {
     for (int i = 0; i < n; i++) {
         if (!m[i].key || !m[i].value) return nr_fail(err, "%s: metadata entry %d has no key or value", path, i);
-        if (!utf8_valid(m[i].key) || !utf8_valid(m[i].value))
+        if (!nr_utf8_valid(m[i].key) || !nr_utf8_valid(m[i].value))
             return nr_fail(err, "%s: metadata entry %d is not valid UTF-8", path, i);
         for (int j = 0; j < i; j++)
             if (strcmp(m[j].key, m[i].key) == 0)
@@ -223,41 +100,52 @@ static int check_meta(const char *path, const nr_meta *m, int n, nr_error *err)
     return 0;
 }
 
-/* The JSON header, padded with spaces to a multiple of 8 bytes as the
- * reference implementation does, so the data section is 8-byte aligned. */
-static int build_header(strbuf *h, const nr_tensor *t, int n, const uint64_t *bytes, const nr_meta *m, int nmeta)
+/* The JSON header (compact, as the reference implementation writes it),
+ * padded with spaces to a multiple of 8 bytes so the data section is
+ * 8-byte aligned. *out is malloc'd. */
+static int build_header(char **out, size_t *len, const nr_tensor *t, int n, const uint64_t *bytes, const nr_meta *m,
+                        int nmeta)
 {
-    sb_put(h, "{", 1);
+    *out = NULL;
+    *len = 0;
+    FILE *f = open_memstream(out, len);
+    if (!f) return -1;
+    nr_json j;
+    nr_json_begin_compact(&j, f);
+    nr_json_open(&j, '{');
     if (nmeta > 0) {
-        sb_json_string(h, METADATA_KEY);
-        sb_put(h, ":{", 2);
-        for (int i = 0; i < nmeta; i++) {
-            if (i) sb_put(h, ",", 1);
-            sb_json_string(h, m[i].key);
-            sb_put(h, ":", 1);
-            sb_json_string(h, m[i].value);
-        }
-        sb_put(h, "}", 1);
+        nr_json_key(&j, METADATA_KEY);
+        nr_json_open(&j, '{');
+        for (int i = 0; i < nmeta; i++) nr_json_key(&j, m[i].key), nr_json_str(&j, m[i].value);
+        nr_json_close(&j, '{');
     }
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
-        if (i || nmeta > 0) sb_put(h, ",", 1);
-        sb_json_string(h, t[i].name);
-        sb_puts(h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < t[i].rank; d++) {
-            if (d) sb_put(h, ",", 1);
-            sb_int(h, t[i].shape[d]);
-        }
-        sb_puts(h, "],\"data_offsets\":[");
-        sb_int(h, (int64_t)offset);
-        sb_put(h, ",", 1);
+        nr_json_key(&j, t[i].name);
+        nr_json_open(&j, '{');
+        nr_json_key(&j, "dtype"), nr_json_str(&j, "F32");
+        nr_json_key(&j, "shape");
+        nr_json_open(&j, '[');
+        for (int d = 0; d < t[i].rank; d++) nr_json_int(&j, t[i].shape[d]);
+        nr_json_close(&j, '[');
+        nr_json_key(&j, "data_offsets");
+        nr_json_open(&j, '[');
+        nr_json_int(&j, (long long)offset);
         offset += bytes[i];
-        sb_int(h, (int64_t)offset);
-        sb_puts(h, "]}");
+        nr_json_int(&j, (long long)offset);
+        nr_json_close(&j, '[');
+        nr_json_close(&j, '{');
     }
-    sb_put(h, "}", 1);
-    while (!h->out_of_memory && h->len % 8 != 0) sb_put(h, " ", 1);
-    return h->out_of_memory ? -1 : 0;
+    nr_json_close(&j, '{');
+    long at = ftell(f);
+    while (at >= 0 && at % 8 != 0 && fputc(' ', f) != EOF) at++;
+    int bad = ferror(f) || at < 0;
+    if (fclose(f) != 0 || bad) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 /* Tensor data in little-endian order; on a big-endian host through a small
@@ -276,70 +164,16 @@ static int write_floats(FILE *fp, const float *data, size_t count)
     return 0;
 }
 
-static int write_contents(FILE *fp, const strbuf *h, const nr_tensor *t, int n, const uint64_t *bytes)
+static int write_contents(FILE *fp, const char *header, size_t hlen, const nr_tensor *t, int n,
+                          const uint64_t *bytes)
 {
     unsigned char len_le[8];
-    uint64_t hlen = h->len;
-    for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)(hlen >> (8 * i) & 0xff);
+    for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)((uint64_t)hlen >> (8 * i) & 0xff);
     if (fwrite(len_le, 1, 8, fp) != 8) return -1;
-    if (fwrite(h->p, 1, h->len, fp) != h->len) return -1;
+    if (fwrite(header, 1, hlen, fp) != hlen) return -1;
     for (int i = 0; i < n; i++)
         if (bytes[i] && write_floats(fp, t[i].data, (size_t)(bytes[i] / 4))) return -1;
     return 0;
-}
-
-/* The directory holding path ("." when it names none); malloc'd. */
-static char *directory_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    size_t len = slash == path ? 1 : (size_t)(slash - path);
-    char *dir = malloc(len + 1);
-    if (!dir) return NULL;
-    memcpy(dir, path, len);
-    dir[len] = '\0';
-    return dir;
-}
-
-/* Makes the rename durable. Some file systems cannot fsync a directory and
- * say so with EINVAL; the rename has happened there all the same. */
-static int sync_directory(const char *path, nr_error *err)
-{
-    char *dir = directory_of(path);
-    if (!dir) return nr_fail(err, "%s: out of memory", path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        int rc = nr_fail_errno(err, "%s: opening directory %s to sync it", path, dir);
-        free(dir);
-        return rc;
-    }
-    int rc = 0;
-    if (fsync(fd) != 0 && errno != EINVAL) rc = nr_fail_errno(err, "%s: syncing directory %s", path, dir);
-    if (close(fd) != 0 && rc == 0) rc = nr_fail_errno(err, "%s: closing directory %s", path, dir);
-    free(dir);
-    return rc;
-}
-
-/* Writes the temporary file completely and durably; on failure it is removed. */
-static int write_temp_file(const char *path, const char *tmp, const strbuf *h, const nr_tensor *t, int n,
-                           const uint64_t *bytes, nr_error *err)
-{
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return nr_fail_errno(err, "%s: creating temporary file %s", path, tmp);
-    FILE *fp = fdopen(fd, "wb");
-    if (!fp) {
-        nr_fail_errno(err, "%s: opening temporary file %s", path, tmp);
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    int rc = 0;
-    if (write_contents(fp, h, t, n, bytes) != 0) rc = nr_fail_errno(err, "%s: writing %s", path, tmp);
-    else if (fflush(fp) != 0) rc = nr_fail_errno(err, "%s: writing %s", path, tmp);
-    else if (fsync(fileno(fp)) != 0) rc = nr_fail_errno(err, "%s: syncing %s", path, tmp);
-    if (fclose(fp) != 0 && rc == 0) rc = nr_fail_errno(err, "%s: closing %s", path, tmp);
-    if (rc != 0) unlink(tmp);
-    return rc;
 }
 
 int nr_safetensors_write(const char *path, const nr_tensor *tensors, int ntensors, const nr_meta *meta,
@@ -350,411 +184,23 @@ int nr_safetensors_write(const char *path, const nr_tensor *tensors, int ntensor
         return nr_fail(err, "%s: invalid tensor or metadata list", path);
     uint64_t *bytes = calloc(ntensors > 0 ? (size_t)ntensors : 1, sizeof *bytes);
     if (!bytes) return nr_fail(err, "%s: out of memory", path);
-    strbuf header = { 0 };
-    char *tmp = NULL;
+    char *header = NULL;
+    size_t hlen = 0;
     int rc = -1;
     if (check_tensors(path, tensors, ntensors, bytes, err) || check_meta(path, meta, nmeta, err)) goto done;
-    if (build_header(&header, tensors, ntensors, bytes, meta, nmeta)) {
+    if (build_header(&header, &hlen, tensors, ntensors, bytes, meta, nmeta)) {
         nr_fail(err, "%s: out of memory building the header", path);
         goto done;
     }
-    size_t tmp_size = strlen(path) + 32;
-    tmp = malloc(tmp_size);
-    if (!tmp) {
-        nr_fail(err, "%s: out of memory", path);
-        goto done;
-    }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    if (write_temp_file(path, tmp, &header, tensors, ntensors, bytes, err)) goto done;
-    if (rename(tmp, path) != 0) {
-        nr_fail_errno(err, "%s: renaming %s over it", path, tmp);
-        unlink(tmp);
-        goto done;
-    }
-    rc = sync_directory(path, err);
+    nr_atomic_file af;
+    if (!nr_atomic_open(&af, path, err)) goto done;
+    int ok = write_contents(af.f, header, hlen, tensors, ntensors, bytes) == 0;
+    if (!ok) nr_fail_errno(err, "%s: writing %s", path, af.tmp);
+    rc = nr_atomic_commit(&af, ok, err);
 done:
-    free(tmp);
-    free(header.p);
+    free(header);
     free(bytes);
     return rc;
-}
-
-/* ======================================================================
- * Reader: a strict parser for the JSON subset a header uses (objects,
- * arrays, strings, integers), then the checks of the safetensors layout.
- * ====================================================================== */
-
-typedef enum { J_OBJECT, J_ARRAY, J_STRING, J_INT } json_kind;
-
-typedef struct json {
-    json_kind kind;
-    size_t offset;      /* in the file, for messages */
-    int64_t i;          /* J_INT */
-    char *s;            /* J_STRING: decoded, NUL-terminated */
-    struct json **kids; /* J_ARRAY: items; J_OBJECT: key, value, key, value... */
-    int nkids, cap;
-} json;
-
-typedef struct jparser {
-    const unsigned char *p;
-    size_t n, pos;
-    size_t base; /* file offset of p[0] */
-    const char *path;
-    nr_error *err;
-    int depth;
-} jparser;
-
-static void json_free(json *v)
-{
-    if (!v) return;
-    for (int k = 0; k < v->nkids; k++) json_free(v->kids[k]);
-    free(v->kids);
-    free(v->s);
-    free(v);
-}
-
-static int jfail(const jparser *jp, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int jfail(const jparser *jp, size_t pos, const char *fmt, ...)
-{
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return nr_fail(jp->err, "%s: offset %zu: %s", jp->path, jp->base + pos, what);
-}
-
-static json *json_new(jparser *jp, json_kind kind)
-{
-    json *v = calloc(1, sizeof *v);
-    if (!v) {
-        jfail(jp, jp->pos, "out of memory");
-        return NULL;
-    }
-    v->kind = kind;
-    v->offset = jp->base + jp->pos;
-    return v;
-}
-
-static int json_add(jparser *jp, json *parent, json *kid)
-{
-    if (parent->nkids == parent->cap) {
-        int cap = parent->cap ? parent->cap * 2 : 4;
-        json **kids = realloc(parent->kids, (size_t)cap * sizeof *kids);
-        if (!kids) return jfail(jp, jp->pos, "out of memory");
-        parent->kids = kids;
-        parent->cap = cap;
-    }
-    parent->kids[parent->nkids++] = kid;
-    return 0;
-}
-
-static void skip_space(jparser *jp)
-{
-    while (jp->pos < jp->n) {
-        unsigned char c = jp->p[jp->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-        jp->pos++;
-    }
-}
-
-static int peek(const jparser *jp)
-{
-    return jp->pos < jp->n ? jp->p[jp->pos] : -1;
-}
-
-static int expect_char(jparser *jp, char c, const char *context)
-{
-    skip_space(jp);
-    if (peek(jp) == c) {
-        jp->pos++;
-        return 0;
-    }
-    if (peek(jp) < 0) return jfail(jp, jp->pos, "header ends where '%c' %s was expected", c, context);
-    return jfail(jp, jp->pos, "expected '%c' %s", c, context);
-}
-
-static json *parse_value(jparser *jp);
-
-static int hex4(jparser *jp, uint32_t *out)
-{
-    if (jp->n - jp->pos < 4) return jfail(jp, jp->pos, "\\u escape needs four hex digits");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; k++) {
-        int c = jp->p[jp->pos + k], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return jfail(jp, jp->pos + k, "\\u escape needs four hex digits");
-        v = v << 4 | (uint32_t)d;
-    }
-    jp->pos += 4;
-    *out = v;
-    return 0;
-}
-
-/* \uXXXX, with surrogate pairs joined; NUL is refused because names and
- * metadata are C strings. */
-static int unicode_escape(jparser *jp, size_t start, uint32_t *cp)
-{
-    uint32_t hi;
-    if (hex4(jp, &hi)) return -1;
-    if (hi >= 0xdc00 && hi <= 0xdfff) return jfail(jp, start, "lone low surrogate in \\u escape");
-    if (hi >= 0xd800 && hi <= 0xdbff) {
-        uint32_t lo;
-        if (jp->n - jp->pos < 2 || jp->p[jp->pos] != '\\' || jp->p[jp->pos + 1] != 'u')
-            return jfail(jp, start, "high surrogate without a low surrogate in \\u escape");
-        jp->pos += 2;
-        if (hex4(jp, &lo)) return -1;
-        if (lo < 0xdc00 || lo > 0xdfff) return jfail(jp, start, "high surrogate without a low surrogate in \\u escape");
-        hi = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-    }
-    if (hi == 0) return jfail(jp, start, "\\u0000 is not allowed in a string");
-    *cp = hi;
-    return 0;
-}
-
-static json *parse_string(jparser *jp)
-{
-    json *v = json_new(jp, J_STRING);
-    if (!v) return NULL;
-    jp->pos++; /* the opening quote */
-    strbuf out = { 0 };
-    for (;;) {
-        if (jp->pos >= jp->n) {
-            jfail(jp, v->offset - jp->base, "unterminated string");
-            goto fail;
-        }
-        size_t at = jp->pos;
-        unsigned char c = jp->p[at];
-        if (c == '"') {
-            jp->pos++;
-            break;
-        }
-        if (c < 0x20) {
-            jfail(jp, at, "control character 0x%02x in a string must be escaped", c);
-            goto fail;
-        }
-        if (c == '\\') {
-            if (at + 1 >= jp->n) {
-                jfail(jp, at, "unterminated escape");
-                goto fail;
-            }
-            char e = (char)jp->p[at + 1], ch;
-            jp->pos += 2;
-            switch (e) {
-            case '"': ch = '"'; break;
-            case '\\': ch = '\\'; break;
-            case '/': ch = '/'; break;
-            case 'b': ch = '\b'; break;
-            case 'f': ch = '\f'; break;
-            case 'n': ch = '\n'; break;
-            case 'r': ch = '\r'; break;
-            case 't': ch = '\t'; break;
-            case 'u': {
-                uint32_t cp = 0;
-                char enc[4];
-                if (unicode_escape(jp, at, &cp)) goto fail;
-                sb_put(&out, enc, utf8_encode(cp, enc));
-                continue;
-            }
-            default:
-                jfail(jp, at, "invalid escape '\\%c'", e >= 0x20 && e < 0x7f ? e : '?');
-                goto fail;
-            }
-            sb_put(&out, &ch, 1);
-            continue;
-        }
-        uint32_t cp;
-        size_t len = utf8_decode(jp->p + at, jp->n - at, &cp);
-        if (!len) {
-            jfail(jp, at, "invalid UTF-8 in a string");
-            goto fail;
-        }
-        sb_put(&out, (const char *)jp->p + at, len);
-        jp->pos += len;
-    }
-    if (!out.p && !out.out_of_memory) sb_put(&out, "", 0);
-    if (out.out_of_memory) {
-        jfail(jp, v->offset - jp->base, "out of memory");
-        goto fail;
-    }
-    v->s = out.p;
-    return v;
-fail:
-    free(out.p);
-    json_free(v);
-    return NULL;
-}
-
-/* JSON integers only (no fraction, no exponent: nothing in a header needs
- * them), within int64. */
-static json *parse_integer(jparser *jp)
-{
-    size_t start = jp->pos;
-    int negative = peek(jp) == '-';
-    if (negative) jp->pos++;
-    if (peek(jp) < '0' || peek(jp) > '9') {
-        jfail(jp, start, "expected a digit");
-        return NULL;
-    }
-    if (peek(jp) == '0' && jp->pos + 1 < jp->n && jp->p[jp->pos + 1] >= '0' && jp->p[jp->pos + 1] <= '9') {
-        jfail(jp, start, "number with a leading zero");
-        return NULL;
-    }
-    uint64_t mag = 0;
-    const uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    while (peek(jp) >= '0' && peek(jp) <= '9') {
-        unsigned d = (unsigned)(peek(jp) - '0');
-        if (mag > (limit - d) / 10) {
-            jfail(jp, start, "integer out of range");
-            return NULL;
-        }
-        mag = mag * 10 + d;
-        jp->pos++;
-    }
-    if (peek(jp) == '.' || peek(jp) == 'e' || peek(jp) == 'E') {
-        jfail(jp, start, "only integers are allowed here, not fractions or exponents");
-        return NULL;
-    }
-    size_t save = jp->pos;
-    jp->pos = start;
-    json *v = json_new(jp, J_INT);
-    jp->pos = save;
-    if (!v) return NULL;
-    v->i = negative ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
-    return v;
-}
-
-static int has_key(const json *obj, const char *key)
-{
-    for (int k = 0; k < obj->nkids; k += 2)
-        if (strcmp(obj->kids[k]->s, key) == 0) return 1;
-    return 0;
-}
-
-static json *parse_object(jparser *jp)
-{
-    json *v = json_new(jp, J_OBJECT);
-    if (!v) return NULL;
-    jp->pos++;
-    skip_space(jp);
-    if (peek(jp) == '}') {
-        jp->pos++;
-        return v;
-    }
-    for (;;) {
-        skip_space(jp);
-        if (peek(jp) != '"') {
-            if (peek(jp) < 0) jfail(jp, jp->pos, "header ends inside an object");
-            else jfail(jp, jp->pos, "expected a string key");
-            goto fail;
-        }
-        json *key = parse_string(jp);
-        if (!key) goto fail;
-        if (has_key(v, key->s)) {
-            jfail(jp, key->offset - jp->base, "duplicate key \"%s\"", key->s);
-            json_free(key);
-            goto fail;
-        }
-        if (json_add(jp, v, key)) {
-            json_free(key);
-            goto fail;
-        }
-        if (expect_char(jp, ':', "after a key")) goto fail;
-        json *value = parse_value(jp);
-        if (!value) goto fail;
-        if (json_add(jp, v, value)) {
-            json_free(value);
-            goto fail;
-        }
-        skip_space(jp);
-        if (peek(jp) == ',') {
-            jp->pos++;
-            continue;
-        }
-        if (expect_char(jp, '}', "or ',' in an object")) goto fail;
-        return v;
-    }
-fail:
-    json_free(v);
-    return NULL;
-}
-
-static json *parse_array(jparser *jp)
-{
-    json *v = json_new(jp, J_ARRAY);
-    if (!v) return NULL;
-    jp->pos++;
-    skip_space(jp);
-    if (peek(jp) == ']') {
-        jp->pos++;
-        return v;
-    }
-    for (;;) {
-        json *item = parse_value(jp);
-        if (!item) goto fail;
-        if (json_add(jp, v, item)) {
-            json_free(item);
-            goto fail;
-        }
-        skip_space(jp);
-        if (peek(jp) == ',') {
-            jp->pos++;
-            continue;
-        }
-        if (expect_char(jp, ']', "or ',' in an array")) goto fail;
-        return v;
-    }
-fail:
-    json_free(v);
-    return NULL;
-}
-
-static json *parse_value(jparser *jp)
-{
-    skip_space(jp);
-    int c = peek(jp);
-    if (c < 0) {
-        jfail(jp, jp->pos, "header ends where a value was expected");
-        return NULL;
-    }
-    if (c == '"') return parse_string(jp);
-    if (c == '-' || (c >= '0' && c <= '9')) return parse_integer(jp);
-    if (c == '{' || c == '[') {
-        if (jp->depth >= JSON_MAX_DEPTH) {
-            jfail(jp, jp->pos, "nesting deeper than %d levels", JSON_MAX_DEPTH);
-            return NULL;
-        }
-        jp->depth++;
-        json *v = c == '{' ? parse_object(jp) : parse_array(jp);
-        jp->depth--;
-        return v;
-    }
-    if (c >= 0x20 && c < 0x7f)
-        jfail(jp, jp->pos, "unexpected '%c': only objects, arrays, strings and integers are allowed", c);
-    else jfail(jp, jp->pos, "unexpected byte 0x%02x", (unsigned)c);
-    return NULL;
-}
-
-/* The whole header: one object, then nothing but whitespace (the padding). */
-static json *parse_header(const unsigned char *text, size_t n, size_t base, const char *path, nr_error *err)
-{
-    jparser jp = { .p = text, .n = n, .pos = 0, .base = base, .path = path, .err = err, .depth = 0 };
-    skip_space(&jp);
-    if (peek(&jp) != '{') {
-        jfail(&jp, jp.pos, "the header must be a JSON object");
-        return NULL;
-    }
-    json *root = parse_value(&jp);
-    if (!root) return NULL;
-    skip_space(&jp);
-    if (jp.pos != jp.n) {
-        jfail(&jp, jp.pos, "unexpected text after the header object");
-        json_free(root);
-        return NULL;
-    }
-    return root;
 }
 
 /* ---- the layout checks ---- */
@@ -777,23 +223,16 @@ static int at_fail(const char *path, size_t offset, nr_error *err, const char *f
     return nr_fail(err, "%s: offset %zu: %s", path, offset, what);
 }
 
-static const json *member(const json *obj, const char *key)
+static int read_metadata(nr_st_file *f, const nr_json_value *m, nr_error *err)
 {
-    for (int k = 0; k < obj->nkids; k += 2)
-        if (strcmp(obj->kids[k]->s, key) == 0) return obj->kids[k + 1];
-    return NULL;
-}
-
-static int read_metadata(nr_st_file *f, const json *m, nr_error *err)
-{
-    if (m->kind != J_OBJECT) return at_fail(f->path, m->offset, err, "\"%s\" must be an object", METADATA_KEY);
+    if (m->kind != NR_JSON_OBJECT) return at_fail(f->path, m->offset, err, "\"%s\" must be an object", METADATA_KEY);
     int n = m->nkids / 2;
     f->meta_keys = calloc((size_t)n + 1, sizeof *f->meta_keys);
     f->meta_values = calloc((size_t)n + 1, sizeof *f->meta_values);
     if (!f->meta_keys || !f->meta_values) return nr_fail(err, "%s: out of memory", f->path);
     for (int k = 0; k < n; k++) {
-        const json *key = m->kids[2 * k], *value = m->kids[2 * k + 1];
-        if (value->kind != J_STRING)
+        const nr_json_value *key = m->kids[2 * k], *value = m->kids[2 * k + 1];
+        if (value->kind != NR_JSON_STRING)
             return at_fail(f->path, value->offset, err, "metadata value of \"%s\" must be a string", key->s);
         f->meta_keys[k] = strdup(key->s);
         f->meta_values[k] = strdup(value->s);
@@ -803,17 +242,17 @@ static int read_metadata(nr_st_file *f, const json *m, nr_error *err)
     return 0;
 }
 
-static int read_shape(const char *path, const char *name, const json *shape, nr_st_entry *e, nr_error *err)
+static int read_shape(const char *path, const char *name, const nr_json_value *shape, nr_st_entry *e, nr_error *err)
 {
-    if (shape->kind != J_ARRAY)
+    if (shape->kind != NR_JSON_ARRAY)
         return at_fail(path, shape->offset, err, "tensor \"%s\": \"shape\" must be an array", name);
     if (shape->nkids > NR_ST_MAX_RANK)
         return at_fail(path, shape->offset, err, "tensor \"%s\": rank %d is more than %d", name, shape->nkids,
                        NR_ST_MAX_RANK);
     e->rank = shape->nkids;
     for (int d = 0; d < e->rank; d++) {
-        const json *dim = shape->kids[d];
-        if (dim->kind != J_INT || dim->i < 0)
+        const nr_json_value *dim = shape->kids[d];
+        if (dim->kind != NR_JSON_INT || dim->i < 0)
             return at_fail(path, dim->offset, err, "tensor \"%s\": dimension %d must be a non-negative integer",
                            name, d);
         e->shape[d] = dim->i;
@@ -824,10 +263,10 @@ static int read_shape(const char *path, const char *name, const json *shape, nr_
     return 0;
 }
 
-static int read_offsets(const char *path, const char *name, const json *o, const nr_st_entry *e,
+static int read_offsets(const char *path, const char *name, const nr_json_value *o, const nr_st_entry *e,
                         uint64_t data_size, range *r, nr_error *err)
 {
-    if (o->kind != J_ARRAY || o->nkids != 2 || o->kids[0]->kind != J_INT || o->kids[1]->kind != J_INT)
+    if (o->kind != NR_JSON_ARRAY || o->nkids != 2 || o->kids[0]->kind != NR_JSON_INT || o->kids[1]->kind != NR_JSON_INT)
         return at_fail(path, o->offset, err, "tensor \"%s\": \"data_offsets\" must be [begin, end]", name);
     int64_t b = o->kids[0]->i, end = o->kids[1]->i;
     if (b < 0 || end < b)
@@ -847,23 +286,23 @@ static int read_offsets(const char *path, const char *name, const json *o, const
     return 0;
 }
 
-static int read_entry(nr_st_file *f, const json *key, const json *v, uint64_t data_size, range *r, nr_error *err)
+static int read_entry(nr_st_file *f, const nr_json_value *key, const nr_json_value *v, uint64_t data_size, range *r, nr_error *err)
 {
     nr_st_entry *e = &f->entries[f->nentries];
     const char *name = key->s;
-    if (v->kind != J_OBJECT) return at_fail(f->path, v->offset, err, "tensor \"%s\" must be an object", name);
+    if (v->kind != NR_JSON_OBJECT) return at_fail(f->path, v->offset, err, "tensor \"%s\" must be an object", name);
     for (int k = 0; k < v->nkids; k += 2) {
         const char *field = v->kids[k]->s;
         if (strcmp(field, "dtype") && strcmp(field, "shape") && strcmp(field, "data_offsets"))
             return at_fail(f->path, v->kids[k]->offset, err, "tensor \"%s\": unknown field \"%s\"", name, field);
     }
-    const json *dtype = member(v, "dtype"), *shape = member(v, "shape"), *offsets = member(v, "data_offsets");
+    const nr_json_value *dtype = nr_json_member(v, "dtype"), *shape = nr_json_member(v, "shape"), *offsets = nr_json_member(v, "data_offsets");
     if (!dtype || !shape || !offsets)
         return at_fail(f->path, v->offset, err, "tensor \"%s\": needs \"dtype\", \"shape\" and \"data_offsets\"",
                        name);
-    if (dtype->kind != J_STRING || strcmp(dtype->s, "F32") != 0)
+    if (dtype->kind != NR_JSON_STRING || strcmp(dtype->s, "F32") != 0)
         return at_fail(f->path, dtype->offset, err, "tensor \"%s\": dtype %s is not supported (only F32)", name,
-                       dtype->kind == J_STRING ? dtype->s : "(not a string)");
+                       dtype->kind == NR_JSON_STRING ? dtype->s : "(not a string)");
     if (read_shape(f->path, name, shape, e, err) || read_offsets(f->path, name, offsets, e, data_size, r, err))
         return -1;
     r->entry = f->nentries;
@@ -987,7 +426,7 @@ done:
     return rc;
 }
 
-static int read_entries(nr_st_file *f, const json *root, uint64_t hlen, nr_error *err)
+static int read_entries(nr_st_file *f, const nr_json_value *root, uint64_t hlen, nr_error *err)
 {
     uint64_t data_size = f->size - 8 - hlen;
     int members = root->nkids / 2;
@@ -999,7 +438,7 @@ static int read_entries(nr_st_file *f, const json *root, uint64_t hlen, nr_error
         goto done;
     }
     for (int k = 0; k < members; k++) {
-        const json *key = root->kids[2 * k], *value = root->kids[2 * k + 1];
+        const nr_json_value *key = root->kids[2 * k], *value = root->kids[2 * k + 1];
         int bad = strcmp(key->s, METADATA_KEY) == 0
                       ? read_metadata(f, value, err)
                       : read_entry(f, key, value, data_size, &ranges[f->nentries], err);
@@ -1027,14 +466,15 @@ int nr_safetensors_read(const char *path, nr_st_file *f, nr_error *err)
     f->path = strdup(path);
     if (!f->path) return nr_fail(err, "%s: out of memory", path);
     uint64_t hlen = 0;
-    json *root = NULL;
+    nr_json_value *root = NULL;
     if (load_file(path, f, &hlen, err)) goto fail;
-    root = parse_header(f->buf + 8, (size_t)hlen, 8, path, err);
+    static const nr_json_syntax header = { "header", 1, 16 };  /* a valid header nests 3 deep */
+    root = nr_json_parse(f->buf + 8, (size_t)hlen, 8, path, &header, err);
     if (!root || read_entries(f, root, hlen, err)) goto fail;
-    json_free(root);
+    nr_json_value_free(root);
     return 0;
 fail:
-    json_free(root);
+    nr_json_value_free(root);
     nr_st_free(f);
     return -1;
 }

@@ -138,6 +138,70 @@ static int stream_read_exact(idx_stream *s, void *buf, size_t n, const char *exp
                    why);
 }
 
+/* Where the gzip members of the file end, walked with inflate: zlib's
+ * gzread stops quietly at bytes after the last member that do not start
+ * another one, so a damaged file (or two glued together) would pass.
+ * Anything after the last member is refused with its offset. */
+static int check_gzip_end(const idx_stream *s, nr_error *err)
+{
+    enum { CHUNK = 1 << 16 };
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nr_fail_errno(err, "%s: cannot open", s->path);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    unsigned char *in = malloc(CHUNK), *out = malloc(CHUNK);
+    int rc = 0;
+    if (!in || !out || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        free(in);
+        free(out);
+        close(fd);
+        return nr_fail(err, "%s: out of memory checking the gzip data", s->path);
+    }
+    uint64_t chunk_at = 0, chunk_len = 0;   /* file offset and length of what in[] holds */
+    int in_member = 1;
+    for (;;) {
+        if (z.avail_in == 0) {
+            ssize_t n = read(fd, in, CHUNK);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                rc = nr_fail_errno(err, "%s: cannot read", s->path);
+                break;
+            }
+            if (n == 0) break;
+            chunk_at += chunk_len;
+            chunk_len = (uint64_t)n;
+            z.next_in = in;
+            z.avail_in = (uInt)n;
+        }
+        uint64_t at = chunk_at + (uint64_t)(z.next_in - in);
+        if (!in_member) {
+            /* Concatenated members are valid gzip; anything else is not. */
+            if (z.next_in[0] != 0x1f) {
+                rc = nr_fail(err, "%s: %llu bytes of trailing garbage at byte %llu, after the end of the gzip data",
+                             s->path, (unsigned long long)(s->file_size - at), (unsigned long long)at);
+                break;
+            }
+            inflateReset(&z);
+            in_member = 1;
+        }
+        z.next_out = out;
+        z.avail_out = CHUNK;
+        int r = inflate(&z, Z_NO_FLUSH);
+        if (r == Z_STREAM_END) in_member = 0;
+        else if (r != Z_OK && r != Z_BUF_ERROR) {
+            rc = nr_fail(err, "%s: the data after the gzip member ending before byte %llu is neither a gzip member "
+                              "nor the end of the file: %s",
+                         s->path, (unsigned long long)at, z.msg ? z.msg : "inflate failed");
+            break;
+        }
+    }
+    inflateEnd(&z);
+    free(in);
+    free(out);
+    close(fd);
+    return rc;
+}
+
 /* The data must end where the header says: trailing bytes mean the header
  * and the data disagree. Reading past the end also makes zlib check the
  * gzip trailer (CRC and length). */
@@ -149,7 +213,7 @@ static int stream_expect_end(idx_stream *s, const char *what, nr_error *err)
     if (got)
         return nr_fail(err, "%s: unexpected extra data at byte %llu: expected the file to end after %s", s->path,
                        (unsigned long long)(s->offset - 1), what);
-    return 0;
+    return s->gzip ? check_gzip_end(s, err) : 0;
 }
 
 /* Refuses, before any allocation, a payload the file cannot hold. */

@@ -1,6 +1,7 @@
 /* nr_main: the command line of every generated program. */
 #include "netrt.h"
 #include "train.h"
+#include "run_checks.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -131,6 +132,10 @@ static int parse_cli(int argc, char **argv, cli *c)
         else return bad_usage(prog, "one command only, got a second: '%s'", a);
         if (rc) return rc;
     }
+    /* An empty name is a slip on the command line (an unset shell variable), not a place. */
+    if (c->o.out_dir && !*c->o.out_dir) return bad_usage(prog, "%s", "--out needs a directory, not an empty string");
+    if (c->o.data_dir && !*c->o.data_dir) return bad_usage(prog, "%s", "--data needs a directory, not an empty string");
+    if (c->o.weights && !*c->o.weights) return bad_usage(prog, "%s", "--weights needs a file, not an empty string");
     if (!c->command) return bad_usage(prog, "%s", "no command: use 'train', 'test' or 'sweep'");
     if (strcmp(c->command, "train") && strcmp(c->command, "test") && strcmp(c->command, "sweep"))
         return bad_usage(prog, "unknown command '%s': use 'train', 'test' or 'sweep'", c->command);
@@ -140,6 +145,18 @@ static int parse_cli(int argc, char **argv, cli *c)
     if (strcmp(c->device, "auto") && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
         return bad_usage(prog, "--device must be auto, cpu or cuda, not '%s'", c->device);
     return 0;
+}
+
+/* More threads than cores only take turns: a run with --threads 999 on
+ * two cores ran 25 times slower. Warned about, not refused (a machine may
+ * hide cores from sysconf). */
+static void warn_threads(const nr_program *p, const nr_run_opts *o, const char *prog)
+{
+    int threads = o->threads >= 0 ? o->threads : p->train.threads, cores = nr_core_count();
+    if (threads > cores)
+        fprintf(stderr, "%s: warning: %d threads on a machine with %d core%s: the threads take turns, which makes "
+                        "the run slower, not faster; --threads 0 uses every core\n",
+                prog, threads, cores, cores == 1 ? "" : "s");
 }
 
 int nr_main(const nr_program *p, int argc, char **argv)
@@ -158,6 +175,7 @@ int nr_main(const nr_program *p, int argc, char **argv)
     }
     if (rc) return rc;
     c.o.device = !strcmp(c.device, "cpu") ? NR_DEVICE_CPU : !strcmp(c.device, "cuda") ? NR_DEVICE_CUDA : NR_DEVICE_AUTO;
+    warn_threads(p, &c.o, prog);
     c.o.progress = !c.o.quiet && isatty(STDOUT_FILENO);
     nr_error err;
     err.msg[0] = '\0';

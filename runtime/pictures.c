@@ -5,13 +5,19 @@
 #include "classes.h"
 #include "rng.h"
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A metrics.csv field: an empty one (the run had no such value that
+ * epoch) is NaN, never 0, so the plots leave it out. */
 static double csv_value(const char *field)
 {
-    return *field && *field != '\n' ? strtod(field, NULL) : NAN;
+    if (!*field || *field == ',' || *field == '\n' || *field == '\r') return NAN;
+    char *end;
+    double v = strtod(field, &end);
+    return end == field ? NAN : v;
 }
 
 int nr_read_metrics(const char *dir, nr_report_epoch **out, int *count, nr_error *err)
@@ -50,29 +56,46 @@ int nr_read_metrics(const char *dir, nr_report_epoch **out, int *count, nr_error
     return 0;
 }
 
+static double epoch_field(const nr_report_epoch *e, int loss, int which)
+{
+    static const size_t loss_at[] = { offsetof(nr_report_epoch, train_loss), offsetof(nr_report_epoch, val_loss),
+                                      offsetof(nr_report_epoch, test_loss) };
+    static const size_t acc_at[] = { offsetof(nr_report_epoch, train_acc), offsetof(nr_report_epoch, val_acc),
+                                     offsetof(nr_report_epoch, test_acc) };
+    double v;
+    memcpy(&v, (const char *)e + (loss ? loss_at : acc_at)[which], sizeof v);
+    return v;
+}
+
+int nr_curve_series(const nr_report_epoch *e, int n, int loss, double *y, nr_series *out)
+{
+    static const char *const labels[] = { "train", "validation", "test" };
+    int count = 0;
+    for (int which = 0; which < 3; which++) {
+        double *col = y + (size_t)count * (size_t)n;
+        int finite = 0;
+        for (int i = 0; i < n; i++) {
+            col[i] = epoch_field(&e[i], loss, which);
+            finite |= isfinite(col[i]);
+        }
+        if (finite) out[count++] = (nr_series){ labels[which], col, n };
+    }
+    return count;
+}
+
 int nr_write_curves(const char *dir, const char *model, const nr_report_epoch *e, int n, nr_error *err)
 {
-    double *y = malloc((size_t)(n ? n : 1) * 4 * sizeof *y);
+    double *y = malloc((size_t)(n ? n : 1) * 6 * sizeof *y);
     if (!y) return nr_fail(err, "out of memory");
-    double *tl = y, *el = y + n, *ta = y + 2 * n, *ea = y + 3 * n;
-    int has_val = 0;
-    for (int i = 0; i < n; i++) has_val |= !isnan(e[i].val_loss);
-    for (int i = 0; i < n; i++) {
-        tl[i] = e[i].train_loss;
-        ta[i] = e[i].train_acc;
-        el[i] = has_val ? e[i].val_loss : e[i].test_loss;
-        ea[i] = has_val ? e[i].val_acc : e[i].test_acc;
-    }
-    const char *other = has_val ? "validation" : "test";
+    nr_series loss[3], acc[3];
+    int nloss = nr_curve_series(e, n, 1, y, loss), nacc = nr_curve_series(e, n, 0, y + 3 * (size_t)n, acc);
     char path[2300], title[300];
-    nr_series loss[2] = { { "train", tl, n }, { other, el, n } };
-    nr_series acc[2] = { { "train", ta, n }, { other, ea, n } };
     snprintf(path, sizeof path, "%s/loss.png", dir);
     snprintf(title, sizeof title, "%s: loss per epoch", model);
-    int rc = nr_plot_curves(path, title, "epoch", "loss", loss, 2, err);
+    int rc = nr_plot_curves(path, title, "epoch", "loss", loss, nloss, err);
     snprintf(path, sizeof path, "%s/accuracy.png", dir);
     snprintf(title, sizeof title, "%s: accuracy per epoch", model);
-    if (!rc) rc = nr_plot_curves(path, title, "epoch", "accuracy", acc, 2, err);
+    if (!rc) rc = nr_plot_curves(path, title, "epoch", "accuracy", acc, nacc, err);
     free(y);
     return rc;
 }

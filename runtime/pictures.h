@@ -4,10 +4,17 @@
 #include "data.h"
 #include "netrt.h"
 #include "plot.h"
+#include "report_html.h"
 
 /* The epochs of DIR/metrics.csv (the caller frees *out). */
 int nr_read_metrics(const char *dir, nr_report_epoch **out, int *count, nr_error *err);
-/* DIR/loss.png and DIR/accuracy.png: train and validation (else test) per epoch. */
+/* The curves the epochs have, of the loss (loss = 1) or the accuracy:
+ * train, validation, test, each only when some epoch has a value (a run
+ * without a validation split evaluates the test set instead). y holds
+ * 3 * n values for the series' data. Returns the number of series. */
+int nr_curve_series(const nr_report_epoch *epochs, int n, int loss, double *y, nr_series *out);
+/* DIR/loss.png and DIR/accuracy.png: the curves above per epoch; a missing
+ * value is a gap, never a zero. */
 int nr_write_curves(const char *dir, const char *model, const nr_report_epoch *epochs, int n, nr_error *err);
 /* DIR/samples.png (10 right and 10 wrong test images, drawn from the seed)
  * and DIR/confusion.png, from the predictions of the first `count` test images. */

@@ -2,6 +2,8 @@
  * stdout, metrics.csv, summary.json and the final accuracy table. */
 #ifndef NR_REPORT_H
 #define NR_REPORT_H
+#include "atomic_file.h"
+#include "json.h"
 #include "nr_error.h"
 #include <stdio.h>
 
@@ -32,22 +34,4 @@ typedef struct nr_noise_row {
 void nr_print_test_table(FILE *out, int count, double clean_acc, double clean_loss, const nr_noise_row *rows,
                          int nrows);
 
-/* A small JSON writer for summary.json: keys and string values escaped. */
-typedef struct nr_json {
-    FILE *f;
-    int depth;
-    int first[16];                /* no comma needed yet at this depth */
-    int after_key;                /* the next value follows a key on its line */
-} nr_json;
-void nr_json_begin(nr_json *j, FILE *f);
-void nr_json_key(nr_json *j, const char *key);
-void nr_json_open(nr_json *j, char bracket);      /* '{' or '[' as a value */
-void nr_json_close(nr_json *j, char bracket);
-void nr_json_str(nr_json *j, const char *s);
-void nr_json_num(nr_json *j, double v);           /* null when not finite */
-void nr_json_int(nr_json *j, long long v);
-void nr_json_bool(nr_json *j, int v);
-void nr_json_null(nr_json *j);
-/* Writes path atomically: fn writes the content to a temporary file. */
-int nr_write_atomic(const char *path, void (*fn)(FILE *f, void *arg), void *arg, nr_error *err);
 #endif

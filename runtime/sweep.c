@@ -1,5 +1,6 @@
 /* PROG sweep: every point of the file's sweeps trained in turn, sharing the
  * loaded data, then one table of results, sweep.csv and a plot per sweep. */
+#include "json.h"
 #include "plot.h"
 #include "report.h"
 #include "train.h"
@@ -175,40 +176,31 @@ static int plot_sweeps(const char *dir, const sweep_table *t, nr_error *err)
     return 0;
 }
 
-/* The number after "key": in a summary.json written by train (NaN for null). */
-static double json_number(const char *text, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *at = strstr(text, pat);
-    if (!at) return NAN;
-    at += strlen(pat);
-    if (!strncmp(at, "null", 4)) return NAN;
-    return strtod(at, NULL);
-}
-
 /* --resume: a point whose run finished keeps its results; one with a
  * checkpoint continues from it; the others start. Returns 1 when the point
- * is finished (res filled), 0 when it must run (resume set as needed). */
-static int resume_point(const char *out, nr_run_opts *po, nr_run_result *res)
+ * is finished (res filled), 0 when it must run (resume set as needed), -1
+ * when its summary.json is there but unreadable (err says where). */
+static int resume_point(const char *out, nr_run_opts *po, nr_run_result *res, nr_error *err)
 {
     char path[2400];
     snprintf(path, sizeof path, "%s/summary.json", out);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        char text[16384];
-        size_t n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-        text[n] = '\0';
-        if (strstr(text, "\"status\": \"trained\"")) {
-            res->test_acc = json_number(text, "test_accuracy");
-            res->val_acc = json_number(text, "validation_accuracy");
-            res->train_loss = json_number(text, "final_train_loss");
-            res->seconds = json_number(text, "train_seconds");
-            res->epochs = (int)json_number(text, "epochs_completed");
+    if (nr_file_exists(path)) {
+        /* summary.json is a few kilobytes; anything near a megabyte is not one train wrote. */
+        nr_json_value *summary = nr_json_read_file(path, 1 << 20, err);
+        if (!summary) return -1;
+        const nr_json_value *status = nr_json_member(summary, "status");
+        int trained = status && status->kind == NR_JSON_STRING && !strcmp(status->s, "trained");
+        if (trained) {
+            res->test_acc = nr_json_number(summary, "test_accuracy");
+            res->val_acc = nr_json_number(summary, "validation_accuracy");
+            res->train_loss = nr_json_number(summary, "final_train_loss");
+            res->seconds = nr_json_number(summary, "train_seconds");
+            double epochs = nr_json_number(summary, "epochs_completed");
+            res->epochs = epochs >= 0 && epochs <= 1e6 ? (int)epochs : 0;
             snprintf(res->dir, sizeof res->dir, "%s", out);
-            return 1;
         }
+        nr_json_value_free(summary);
+        if (trained) return 1;
     }
     snprintf(path, sizeof path, "%s/last.safetensors", out);
     po->resume = nr_file_exists(path);
@@ -249,7 +241,12 @@ int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr
         point_dir(dir, k, pt, out, sizeof out);
         po.out_dir = out;
         po.resume = 0;
-        if (o->resume && resume_point(out, &po, &res[k])) {
+        int finished = o->resume ? resume_point(out, &po, &res[k], err) : 0;
+        if (finished < 0) {
+            rc = -1;
+            break;
+        }
+        if (finished) {
             done[k] = 1;
             if (!o->quiet) printf("\n== %d/%d: %s = %s: finished earlier (%s)\n", i, total, pt->sweep, pt->value, out);
             continue;

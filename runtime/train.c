@@ -10,6 +10,7 @@
 #include "pictures.h"
 #include "preprocess.h"
 #include "report.h"
+#include "run_checks.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -22,8 +23,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-#define CHECKPOINT_FORMAT "netc-checkpoint-1"
 
 typedef struct run {
     const nr_program *p;
@@ -248,8 +247,10 @@ static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_erro
     path_in(r, path, sizeof path, file);
     if (r->b->ops->get_state(r->b, &r->host, err)) return -1;
     tensor_list tl;
-    if (model_tensors(r, &tl, with_optimizer)) {
-        tensors_free(&tl);
+    char *layers = nr_layers_describe(r->p);
+    if (!layers || model_tensors(r, &tl, with_optimizer)) {
+        if (layers) tensors_free(&tl);
+        free(layers);
         return nr_fail(err, "out of memory saving %s", path);
     }
     snprintf(epoch, sizeof epoch, "%d", r->epoch_done);
@@ -262,26 +263,18 @@ static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_erro
     snprintf(threads, sizeof threads, "%d", r->nthreads);
     snprintf(limit, sizeof limit, "%d", r->o.train_limit);
     nr_meta meta[] = {
-        { "format", CHECKPOINT_FORMAT }, { "model", r->p->model }, { "epoch", epoch }, { "step", step },
+        { "format", NR_CHECKPOINT_FORMAT }, { "model", r->p->model }, { "epoch", epoch }, { "step", step },
         { "seed", seed }, { "batch", batch }, { "lr", lr }, { "epochs", epochs },
         { "netc_version", r->p->netc_version }, { "source", r->p->source }, { "train_loss", loss },
         /* These change the numbers too: a resume that differs is told. */
         { "threads", threads }, { "train_limit", limit },
+        /* What the tensors mean: a resume or test by another model is refused. */
+        { "layers", layers },
     };
     int rc = nr_safetensors_write(path, tl.t, tl.n, meta, (int)(sizeof meta / sizeof meta[0]), err);
     tensors_free(&tl);
+    free(layers);
     return rc;
-}
-
-static int meta_long(const nr_st_file *f, const char *key, long long *out, nr_error *err)
-{
-    const char *v = nr_st_meta(f, key);
-    char *end;
-    if (!v) return nr_fail(err, "%s: not a netc checkpoint: no '%s' in its metadata", f->path, key);
-    errno = 0;
-    *out = strtoll(v, &end, 10);
-    if (errno || *end || end == v) return nr_fail(err, "%s: metadata '%s' is '%s', not a number", f->path, key, v);
-    return 0;
 }
 
 static void shape_text(char *buf, size_t n, int rank, const int64_t *s)
@@ -326,52 +319,42 @@ static int load_tensors(run *r, const nr_st_file *f, int with_optimizer, nr_erro
 }
 
 /* The settings and counters of a run from its checkpoint f (its weights
- * are loaded once the model is laid out). */
+ * are loaded once the model is laid out). Every metadata field is checked
+ * (run_checks.c) before any is used. */
 static int resume_from(run *r, const nr_st_file *f, nr_error *err)
 {
     const char *path = f->path;
-    long long epoch, step, seed, batch, epochs;
-    const char *format = nr_st_meta(f, "format");
-    int rc = 0;
-    if (!format || strcmp(format, CHECKPOINT_FORMAT))
-        rc = nr_fail(err, "%s: not a netc checkpoint (format '%s')", path, format ? format : "none");
-    if (!rc) rc = meta_long(f, "epoch", &epoch, err);
-    if (!rc) rc = meta_long(f, "step", &step, err);
-    if (!rc) rc = meta_long(f, "seed", &seed, err);
-    if (!rc) rc = meta_long(f, "batch", &batch, err);
-    if (!rc) rc = meta_long(f, "epochs", &epochs, err);
-    const char *lr = nr_st_meta(f, "lr");
-    if (!rc && !lr) rc = nr_fail(err, "%s: not a netc checkpoint: no 'lr' in its metadata", path);
+    nr_ck_meta m;
+    if (nr_checkpoint_meta(f, &m, err) || nr_checkpoint_matches(f, &m, r->p, stderr, err)) return -1;
     /* A resumed run continues the saved one: the settings that shape the
      * result must be the saved ones; only the number of epochs may grow. */
-    if (!rc && r->o.seed >= 0 && (uint64_t)seed != (uint64_t)r->o.seed)
-        rc = nr_fail(err, "%s was trained with --seed %lld; resuming with --seed %lld would not continue it", path,
-                     seed, r->o.seed);
-    if (!rc && r->o.batch > 0 && batch != r->o.batch)
-        rc = nr_fail(err, "%s was trained with --batch %lld; resume without --batch or with the same", path, batch);
-    if (!rc && r->o.lr > 0 && fabs(r->o.lr - atof(lr)) > 1e-12 * fabs(r->o.lr))
-        rc = nr_fail(err, "%s was trained with --lr %s; resume without --lr or with the same", path, lr);
-    if (!rc && r->o.epochs > 0 && r->o.epochs < epoch)
-        rc = nr_fail(err, "%s already holds %lld epochs; --epochs %d cannot shorten it", path, epoch, r->o.epochs);
-    long long threads = 0, limit = 0;
-    if (!rc && !meta_long(f, "train_limit", &limit, NULL) && limit != r->o.train_limit)
-        rc = nr_fail(err, "%s was trained with --train-limit %lld; resume with the same", path, limit);
-    if (!rc && !meta_long(f, "threads", &threads, NULL) && threads != r->nthreads)
+    if (r->o.seed >= 0 && (uint64_t)m.seed != (uint64_t)r->o.seed)
+        return nr_fail(err, "%s was trained with --seed %lld; resuming with --seed %lld would not continue it", path,
+                       m.seed, r->o.seed);
+    if (r->o.batch > 0 && m.batch != r->o.batch)
+        return nr_fail(err, "%s was trained with --batch %lld; resume without --batch or with the same", path, m.batch);
+    if (r->o.lr > 0 && fabs(r->o.lr - m.lr) > 1e-12 * fabs(r->o.lr))
+        return nr_fail(err, "%s was trained with --lr %.17g; resume without --lr or with the same", path, m.lr);
+    if (r->o.epochs > 0 && r->o.epochs < m.epoch)
+        return nr_fail(err, "%s already holds %lld epochs; --epochs %d cannot shorten it", path, m.epoch, r->o.epochs);
+    if (m.train_limit >= 0 && r->o.train_limit > 0 && m.train_limit != r->o.train_limit)
+        return nr_fail(err, "%s was trained with %s%lld; resume without --train-limit or with the same", path,
+                       m.train_limit ? "--train-limit " : "every training image, not --train-limit ",
+                       m.train_limit ? m.train_limit : (long long)r->o.train_limit);
+    if (m.threads >= 0 && m.threads != r->nthreads)
         fprintf(stderr, "warning: %s was trained with %lld thread%s, this run has %d: the sums are split "
                         "differently, so the result will not be bit-identical to an uninterrupted run\n",
-                path, threads, threads == 1 ? "" : "s", r->nthreads);
-    const char *loss = nr_st_meta(f, "train_loss");
-    if (!rc) {
-        r->last_train_loss = loss ? atof(loss) : NAN;
-        r->seed = (uint64_t)seed;
-        r->batch = (int)batch;
-        r->lr = atof(lr);
-        r->t.optim.lr = (float)r->lr;
-        if (r->o.epochs <= 0) r->epochs = (int)epochs;
-        r->epoch_done = (int)epoch;
-        r->step = (long)step;
-    }
-    return rc;
+                path, m.threads, m.threads == 1 ? "" : "s", r->nthreads);
+    if (m.train_limit >= 0) r->o.train_limit = (int)m.train_limit;
+    r->last_train_loss = m.train_loss;
+    r->seed = (uint64_t)m.seed;
+    r->batch = (int)m.batch;
+    r->lr = m.lr;
+    r->t.optim.lr = (float)r->lr;
+    if (r->o.epochs <= 0) r->epochs = (int)m.epochs;
+    r->epoch_done = (int)m.epoch;
+    r->step = (long)m.step;
+    return 0;
 }
 
 /* ---- the run directory ------------------------------------------------ */
@@ -537,6 +520,21 @@ static void write_summary_json(FILE *f, void *arg)
 }
 
 /* ---- setup and teardown ----------------------------------------------- */
+
+/* A batch no larger than the images it draws from, and a run that fits in
+ * the memory the machine has (run_checks.c), before anything is allocated. */
+static int fit_in_memory(run *r, long images, const char *what, nr_error *err)
+{
+    r->batch = nr_cap_batch(r->batch, images, what, r->o.quiet ? NULL : stdout);
+    size_t data = ((size_t)r->train_set.count * (size_t)r->train_set.channels * r->train_set.height * r->train_set.width +
+                   (size_t)r->test_set.count * (size_t)r->test_set.channels * r->test_set.height * r->test_set.width) +
+                  ((size_t)r->train_set.count + (size_t)r->test_set.count) * sizeof(int32_t);
+    nr_mem_estimate e;
+    const char *source;
+    nr_estimate_memory(r->p, &r->t.optim, r->batch, data, &e);
+    size_t available = nr_available_memory(&source);
+    return nr_check_memory(&e, r->batch, available, source, err);
+}
 
 static long epoch_samples(const run *r)
 {
@@ -900,6 +898,7 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
     r.o = *o;
     apply_overrides(&r);
     int rc = setup_run_dir(&r, err);
+    if (!rc) rc = nr_check_writable_dir(r.dir, err);
     char ck[2200];
     path_in(&r, ck, sizeof ck, "last.safetensors");
     /* A resumed run's checkpoint is read once: settings now, weights after the layout. */
@@ -909,8 +908,10 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
         rc = nr_safetensors_read(ck, &f, err);
         have_ck = !rc;
         if (!rc) rc = resume_from(&r, &f, err);
+        if (!rc) rc = nr_check_finite_tensors(&f, err);
     }
     if (!rc) rc = load_data(&r, 1, err);
+    if (!rc) rc = fit_in_memory(&r, epoch_samples(&r), "training images an epoch has", err);
     if (!rc) rc = open_step_log(&r, err);
     if (!rc) rc = alloc_run(&r, o->device, err);
     if (!rc) rc = init_weights(&r, err);
@@ -963,7 +964,9 @@ int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
     nr_st_file f;
     int rc = nr_safetensors_read(o->weights, &f, err);
     if (rc) return -1;
-    rc = load_data(&r, 0, err);
+    rc = nr_check_weights_file(&f, p, err);
+    if (!rc) rc = load_data(&r, 0, err);
+    if (!rc) rc = fit_in_memory(&r, r.ntest, "test images", err);
     if (!rc) rc = alloc_run(&r, o->device, err);
     if (!rc) rc = load_tensors(&r, &f, 0, err);
     nr_st_free(&f);

@@ -142,6 +142,100 @@ else
     report fail "--resume refuses --epochs below the epochs already trained (exit $rc)" "$tmp/short.out"
 fi
 
+# Checkpoint metadata is checked field by field before it is used (batch 0
+# used to crash with SIGFPE), and a checkpoint of another model is refused.
+refused() {  # description exit-status pattern command...: ok when it exits so and says pattern
+    local what=$1 want=$2 pattern=$3
+    shift 3
+    "$@" > "$tmp/why" 2>&1
+    local rc=$?
+    if [ $rc = "$want" ] && grep -q -- "$pattern" "$tmp/why"; then report ok "$what"
+    else echo "exit $rc, wanted $want and '$pattern'" >> "$tmp/why"; report fail "$what" "$tmp/why"; fi
+}
+cat > "$tmp/setmeta.py" <<'PY'
+import json, struct, sys
+# setmeta.py IN OUT key=value ...: IN with metadata fields set ("key=" removes one)
+src, dst = sys.argv[1], sys.argv[2]
+b = open(src, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+for kv in sys.argv[3:]:
+    k, v = kv.split("=", 1)
+    if v: h["__metadata__"][k] = v
+    else: h["__metadata__"].pop(k, None)
+t = json.dumps(h).encode()
+t += b" " * (-len(t) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+resume_with() {  # key=value ...: resume a copy of $tmp/half whose checkpoint has these metadata fields
+    rm -rf "$tmp/ck" && cp -r "$tmp/half" "$tmp/ck" &&
+        python3 "$tmp/setmeta.py" "$tmp/half/last.safetensors" "$tmp/ck/last.safetensors" "$@" &&
+        "$prog" train "${common[@]}" --epochs 3 --out "$tmp/ck" --resume
+}
+refused "--resume refuses a checkpoint with batch 0, naming the file and field" 1 \
+    "ck/last.safetensors: metadata field 'batch' is 0" resume_with batch=0
+refused "--resume refuses a checkpoint with step -5" 1 "metadata field 'step' is -5" resume_with step=-5
+refused "--resume refuses a checkpoint with lr nan" 1 "metadata field 'lr' is 'nan', not a number" resume_with lr=nan
+refused "--resume refuses a checkpoint with threads 'abc'" 1 "metadata field 'threads' is 'abc', not a whole number" \
+    resume_with threads=abc
+refused "--resume refuses a checkpoint without its epoch" 1 "metadata field 'epoch' is missing" resume_with epoch=
+refused "--resume refuses a checkpoint of another model with the same tensor shapes" 1 \
+    "holds weights of model 'lenet5_mnist', not of 'lenet5_fashion'" resume_with model=lenet5_mnist
+ln -s fashion-mnist "$tmp/data/mnist"
+mnist=$tmp/lenet_mnist
+"$netc" models/lenet5_mnist.net -o "$mnist" > "$tmp/why" 2>&1 &&
+    "$mnist" train "${common[@]}" --epochs 1 --train-limit 200 --test-limit 100 --quiet --out "$tmp/mnistrun" > "$tmp/why" 2>&1 ||
+    report fail "train models/lenet5_mnist.net" "$tmp/why"
+refused "test --weights refuses lenet5_mnist's weights in lenet5_fashion" 1 "holds weights of model 'lenet5_mnist'" \
+    "$prog" test "${common[@]}" --weights "$tmp/mnistrun/model.safetensors"
+rm -rf "$tmp/ck" && cp -r "$tmp/half" "$tmp/ck"
+python3 "$tmp/setmeta.py" "$tmp/mnistrun/last.safetensors" "$tmp/ck/last.safetensors" model=lenet5_fashion
+refused "a checkpoint whose layer table differs is refused, naming the layer and option" 1 \
+    "layer 10 (fc1): init is pytorch in the checkpoint, xavier_uniform in this model" \
+    "$prog" train "${common[@]}" --epochs 3 --out "$tmp/ck" --resume
+refused "a checkpoint from before layer tables resumes, with a note on what is checked" 0 \
+    "older netc without the layer table" resume_with layers=
+"$prog" train "${common[@]}" --epochs 1 --train-limit 600 --out "$tmp/lim" > "$tmp/why" 2>&1 ||
+    report fail "train --train-limit 600" "$tmp/why"
+refused "--resume takes --train-limit from the checkpoint" 0 "train 600 images" \
+    "$prog" train "${common[@]}" --epochs 2 --out "$tmp/lim" --resume
+refused "--resume refuses another --train-limit" 1 "was trained with --train-limit 600" \
+    "$prog" train "${common[@]}" --epochs 3 --train-limit 300 --out "$tmp/lim" --resume
+python3 - "$tmp/run/model.safetensors" "$tmp/nan.safetensors" <<'PY'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+begin = json.loads(b[8:8 + n])["fc1.weight"]["data_offsets"][0]
+b[8 + n + begin + 4 * 7:8 + n + begin + 4 * 8] = struct.pack("<f", float("nan"))
+open(sys.argv[2], "wb").write(b)
+PY
+refused "test --weights refuses weights holding NaN, naming the tensor and index" 1 \
+    "tensor 'fc1.weight' holds NaN at index 7" "$prog" test "${common[@]}" --weights "$tmp/nan.safetensors"
+
+# Options and resources, checked before training starts.
+"$prog" train "${common[@]}" --epochs 1 --train-limit 600 --test-limit 100 --batch 1000000 --out "$tmp/bigbatch" > "$tmp/why" 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q "batch 1000000 is more than the 600 training images an epoch has; using batch 600" "$tmp/why" &&
+    grep -q '"batch": 600' "$tmp/bigbatch/summary.json"; then
+    report ok "--batch 1000000 on 600 images is capped at 600 with a note"
+else
+    report fail "--batch 1000000 on 600 images is capped at 600 (exit $rc)" "$tmp/why"
+fi
+if [ -d /proc/self ]; then
+    "$prog" train "${common[@]}" --epochs 1 --out /proc/self > "$tmp/why" 2>&1
+    rc=$?
+    if [ $rc = 1 ] && grep -q "the run directory /proc/self cannot hold files" "$tmp/why" && ! grep -q "^epoch" "$tmp/why"; then
+        report ok "an unwritable --out is refused before training"
+    else
+        report fail "an unwritable --out is refused before training (exit $rc)" "$tmp/why"
+    fi
+else
+    echo "ok $((n += 1)) # SKIP no /proc/self to stand for an unwritable directory"
+fi
+refused "--out '' is a usage error (exit 2)" 2 "--out needs a directory, not an empty string" "$prog" train --out ""
+refused "--threads above the core count is warned about" 0 "warning: 999 threads on a machine with" \
+    "$prog" train "${common[@]}" --threads 999 --epochs 1 --train-limit 100 --test-limit 100 --quiet --out "$tmp/threads"
+
 # Broken inputs: clear errors naming the file, never a crash.
 cp -r "$tmp/data" "$tmp/bad"
 head -c 1000 "$data/train-labels-idx1-ubyte" > "$tmp/bad/fashion-mnist/train-labels-idx1-ubyte"
@@ -226,14 +320,36 @@ else
     report fail "sweep --sweep with an unknown name lists the sweeps (exit $rc)" "$tmp/why"
 fi
 cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.before" 2> /dev/null
-"$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
-rc=$?
-cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
-if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
-    report ok "sweep --resume keeps finished points and their results"
-else
-    report fail "sweep --resume keeps finished points (exit $rc)" "$tmp/resume.out"
-fi
+sweep_resumes() {  # description: sweep --resume finds its 3 trained points finished, with the same results
+    "$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" > "$tmp/resume.out" 2>&1
+    local rc=$?
+    cut -d, -f1-5 "$tmp/deep/er/sweep/sweep.csv" > "$tmp/sweep.after" 2> /dev/null
+    if [ $rc = 0 ] && [ "$(grep -c 'finished earlier' "$tmp/resume.out")" = 3 ] && cmp -s "$tmp/sweep.before" "$tmp/sweep.after"; then
+        report ok "$1"
+    else
+        report fail "$1 (exit $rc)" "$tmp/resume.out"
+    fi
+}
+sweep_resumes "sweep --resume keeps finished points and their results"
+# sweep --resume reads summary.json with the JSON reader: the same results
+# from the same data written another way (compact, keys sorted), and a
+# damaged file is an error naming it and the offset.
+python3 - "$tmp/deep/er/sweep" <<'PY'
+import glob, json, sys
+for path in glob.glob(sys.argv[1] + "/*/summary.json"):
+    with open(path) as f:
+        data = json.load(f)
+    with open(path, "w") as f:
+        json.dump(data, f, sort_keys=True, separators=(",", ":"))
+PY
+sweep_resumes "sweep --resume reads summary.json as JSON, not as text of one layout"
+damaged=$(ls "$tmp"/deep/er/sweep/*/summary.json | head -1)
+cp "$damaged" "$tmp/summary.saved"
+printf '{"status": "trained", "test_accuracy": 0.5,' > "$damaged"
+refused "sweep --resume refuses a damaged summary.json, naming it and the offset" 1 \
+    "summary.json: offset 43: file ends inside an object" \
+    "$tmp/tiny" sweep --resume --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep"
+cp "$tmp/summary.saved" "$damaged"
 # --sweep selects by name; a joint sweep by any of its names.
 "$tmp/tiny" sweep --sweep act --data "$tmp/data" --threads 2 --train-limit 600 --test-limit 300 --out "$tmp/deep/er/sweep" --resume > "$tmp/only.out" 2>&1
 rc=$?

@@ -340,6 +340,48 @@ static void test_idx_corrupt(void)
     expect_idx_error(p, 0, "cannot open", NULL);
 }
 
+/* Bytes appended to a gzip file: zlib's gzread ignores them, the loader
+ * must not; a second gzip member glued on is valid gzip and loads. */
+static void append(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "ab");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite(bytes, 1, n, f), n);
+    CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
+static void test_idx_gzip_trailing(void)
+{
+    uint8_t buf[16 + 3 * 4 * 5];
+    size_t n = idx_images(buf, 2051, 3, 4, 5);
+    char p[1024];
+    snprintf(p, sizeof p, "%s", write_file("tail/garbage.gz", buf, n, 1));
+    struct stat sb;
+    CU_ASSERT_EQUAL_FATAL(stat(p, &sb), 0);
+    append(p, "GARBAGE!", 8);
+    char at[64];
+    snprintf(at, sizeof at, "8 bytes of trailing garbage at byte %lld", (long long)sb.st_size);
+    expect_idx_error(p, 0, at, "after the end of the gzip data");
+    /* Two members: the images file split after its header. */
+    char q[1024], second[1024];
+    snprintf(q, sizeof q, "%s", write_file("tail/members.gz", buf, 16, 1));
+    snprintf(second, sizeof second, "%s", write_file("tail/second.gz", buf + 16, n - 16, 1));
+    FILE *f = fopen(second, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    uint8_t member[512];
+    size_t mn = fread(member, 1, sizeof member, f);
+    fclose(f);
+    append(q, member, mn);
+    nr_dataset d = { 0 };
+    nr_error e = { "" };
+    CU_ASSERT_EQUAL(nr_load_idx_images(q, &d, &e), 0);
+    CU_ASSERT_EQUAL(d.count, 3);
+    nr_dataset_free(&d);
+    /* A member followed by bytes that start like one but are not. */
+    append(q, "\x1f" "XXXXXXXXXXXXXXXX", 17);
+    expect_idx_error(q, 0, "neither a gzip member nor the end of the file", NULL);
+}
+
 /* ---- CIFAR ---- */
 
 /* A CIFAR batch of n records: label i*3 % classes (fine; coarse i % 20),
@@ -959,6 +1001,7 @@ int main(void)
                           { "gzip", test_idx_gzip },
                           { "truncated", test_idx_truncated },
                           { "corrupt", test_idx_corrupt },
+                          { "gzip with trailing bytes", test_idx_gzip_trailing },
                           CU_TEST_INFO_NULL };
     CU_TestInfo cifar[] = { { "binary", test_cifar_bin }, { "corrupt", test_cifar_corrupt }, CU_TEST_INFO_NULL };
     CU_TestInfo folder[] = { { "png", test_png_folder },

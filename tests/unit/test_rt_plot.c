@@ -7,7 +7,9 @@
  *   test_rt_plot --sample DIR      writes sample pictures and report.html
  *   test_rt_plot --not-blank PNG   exits 0 when the PNG has more than one colour
  *   test_rt_plot --has-colour PNG RRGGBB   exits 0 when over 100 pixels are near that colour */
+#include "pictures.h"
 #include "plot.h"
+#include "report_html.h"
 #include "scratch.h"
 #include "tap.h"
 #include <cairo.h>
@@ -532,6 +534,42 @@ static int write_samples(const char *dir)
     return rc ? 1 : 0;
 }
 
+/* metrics.csv of a run without a validation split: its val columns are
+ * empty and it evaluated the test set each epoch. The curves are train and
+ * test; an empty field is a missing value, never a zero. */
+static void test_curves_from_metrics_without_validation(void)
+{
+    const char *dir = scratch_root;
+    FILE *f = fopen(scratch("metrics.csv"), "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,seconds\n"
+          "1,0.9,0.65,,,0.7,0.72,0.001,1.5\n"
+          "2,0.6,0.78,,,0.55,0.8,0.001,1.4\n"
+          "3,0.5,0.82,,,0.5,0.83,0.001,1.4\n", f);
+    CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+    nr_report_epoch *e = NULL;
+    int n = 0;
+    nr_error err = {{0}};
+    CU_ASSERT_EQUAL_FATAL(nr_read_metrics(dir, &e, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT(isnan(e[0].val_loss) && isnan(e[2].val_acc));
+    CU_ASSERT_DOUBLE_EQUAL(e[1].test_acc, 0.8, 1e-12);
+    double y[9];
+    nr_series s[3];
+    CU_ASSERT_EQUAL(nr_curve_series(e, n, 0, y, s), 2);
+    CU_ASSERT_STRING_EQUAL(s[0].label, "train");
+    CU_ASSERT_STRING_EQUAL(s[1].label, "test");
+    CU_ASSERT_DOUBLE_EQUAL(s[1].y[2], 0.83, 1e-12);
+    CU_ASSERT_EQUAL(nr_write_curves(dir, "m", e, n, &err), 0);
+    /* the second series' colour is there: the test curve was drawn */
+    CU_ASSERT(count_colour(scratch("accuracy.png"), 0xD55E00, 8) > 200);
+    CU_ASSERT(count_colour(scratch("loss.png"), 0xD55E00, 8) > 200);
+    /* only train: one series */
+    for (int i = 0; i < n; i++) e[i].test_loss = e[i].test_acc = NAN;
+    CU_ASSERT_EQUAL(nr_curve_series(e, n, 1, y, s), 1);
+    free(e);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--sample")) return write_samples(argv[2]);
@@ -547,6 +585,7 @@ int main(int argc, char **argv)
         {"curves: NaN makes a gap", test_curves_nan_is_a_gap},
         {"curves: isolated points are visible", test_curves_isolated_points_visible},
         {"curves and sweep: 0 and 1 points", test_curves_tiny_series},
+        {"curves from metrics.csv without validation: train and test", test_curves_from_metrics_without_validation},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo pictures[] = {
