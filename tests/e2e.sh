@@ -10,6 +10,7 @@ srcdir=${srcdir:-.}
 netc=${NETC:-$PWD/compiler/netc}
 case $netc in /*) ;; *) netc=$PWD/$netc ;; esac
 cd "$srcdir" || exit 99
+. tests/lib.sh
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 n=0
@@ -33,10 +34,7 @@ check() {  # description command...: ok when the command succeeds
 }
 
 fashion=${NETC_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-if [ ! -r "$fashion/train-images-idx3-ubyte.gz" ]; then
-    echo "1..0 # SKIP no Fashion-MNIST at $fashion (scripts/install-deps installs dataset-fashion-mnist)"
-    exit 0
-fi
+need_fashion_mnist "$fashion"
 
 # A cut of the real data: the first 3,000 training and 1,000 test images.
 data=$tmp/data/fashion-mnist
