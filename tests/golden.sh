@@ -7,7 +7,9 @@
 #  - a few models: --print-kernels equals tests/golden/NAME.kernels;
 #  - examples/*.net: clean, or (listed in examples/BAD) stderr equals tests/golden/NAME.err.
 # Runs from the source tree so paths in diagnostics are stable.
-# Set NETC_UPDATE_GOLDEN=1 to rewrite the expected files from the current output.
+# Set NETC_UPDATE_GOLDEN=1 to rewrite the expected files from the current output:
+# then nothing is compared, so those tests are reported as skipped ("# SKIP
+# updated"), never as passes; review the diff (git diff tests/).
 set -u
 srcdir=${srcdir:-.}
 netc=${NETC:-$PWD/compiler/netc}
@@ -18,10 +20,12 @@ trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
 
-report() {  # status description [file with details]
+report() {  # ok|fail|skip description [file with details | skip reason]
     n=$((n + 1))
     if [ "$1" = ok ]; then
         echo "ok $n - $2"
+    elif [ "$1" = skip ]; then
+        echo "ok $n - $2 # SKIP $3"
     else
         failed=$((failed + 1))
         echo "not ok $n - $2"
@@ -31,7 +35,17 @@ report() {  # status description [file with details]
 
 # compare EXPECTED ACTUAL DESCRIPTION
 compare() {
-    if [ "${NETC_UPDATE_GOLDEN:-}" = 1 ]; then cp "$2" "$1"; fi
+    if [ "${NETC_UPDATE_GOLDEN:-}" = 1 ]; then
+        if [ -f "$1" ] && cmp -s "$1" "$2"; then
+            report skip "$3" "updated: $1 unchanged"
+        elif cp "$2" "$1"; then
+            report skip "$3" "updated: rewrote $1"
+        else
+            echo "cannot write $1" > "$tmp/diff"
+            report fail "$3" "$tmp/diff"
+        fi
+        return
+    fi
     if [ -f "$1" ] && diff -u "$1" "$2" > "$tmp/diff"; then
         report ok "$3"
     else
