@@ -25,6 +25,7 @@
 #include "data.h"
 #include "netrt.h"
 #include "nr_error.h"
+#include "rng.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,4 +110,8 @@ nr_backend *nr_cpu_backend_open(const nr_backend_config *c, nr_error *e);
 /* NULL with e filled when there is no usable GPU (or no CUDA support built). */
 nr_backend *nr_cuda_backend_open(const nr_backend_config *c, nr_error *e);
 void nr_backend_close(nr_backend *b);
+
+/* The stream of noise-test level `level` for image `img`: per image and
+ * level, or one pattern for all when the test asks for same_noise. */
+nr_stream nr_noise_stream(const nr_noise_test *t, int level, uint32_t img);
 #endif

@@ -157,10 +157,7 @@ int nr_main(const nr_program *p, int argc, char **argv)
         return 0;
     }
     if (rc) return rc;
-    if (!strcmp(c.device, "cuda")) {
-        fprintf(stderr, "%s: --device cuda: this netc has no CUDA backend yet; use --device cpu (or auto)\n", prog);
-        return 1;
-    }
+    c.o.device = !strcmp(c.device, "cpu") ? NR_DEVICE_CPU : !strcmp(c.device, "cuda") ? NR_DEVICE_CUDA : NR_DEVICE_AUTO;
     c.o.progress = !c.o.quiet && isatty(STDOUT_FILENO);
     nr_error err;
     err.msg[0] = '\0';

@@ -97,7 +97,7 @@ static void normalize(const nr_data_spec *d, float *x, dims s)
 static void add_noise(float *x, size_t n, float std, int clamp, float lo, float hi, nr_stream s, uint64_t first)
 {
     for (size_t k = 0; k < n; k++) {
-        float v = x[k] + nr_normal(s, first + k) * std;
+        float v = x[k] + nr_stream_normal(s, first + k) * std;
         if (clamp) v = v < lo ? lo : v > hi ? hi : v;
         x[k] = v;
     }
@@ -123,7 +123,7 @@ static void hflip(float *x, dims s)
 static int window_start(int len, int size, nr_stream s, uint64_t draw)
 {
     int spare = len >= size ? len - size : size - len;
-    int r = (int)nr_below(s, draw, (uint64_t)spare + 1);
+    int r = (int)nr_stream_below(s, draw, (uint64_t)spare + 1);
     return len >= size ? r : -r;
 }
 
@@ -260,13 +260,13 @@ static void run_op(const nr_aug_op *op, int j, float **cur, float **spare, dims 
     float *t;
     switch (op->kind) {
     case NR_AUG_ROTATE: {
-        float u = nr_uniform(st, op_draw(j, 0));
+        float u = nr_stream_uniform(st, op_draw(j, 0));
         float angle = -op->degrees + 2.0f * op->degrees * u;
         nr_rotate_image(*cur, *spare, s->c, s->h, s->w, angle, op->bilinear, op->fill);
         break;
     }
     case NR_AUG_HFLIP:
-        if (nr_uniform(st, op_draw(j, 0)) < op->p) hflip(*cur, *s);
+        if (nr_stream_uniform(st, op_draw(j, 0)) < op->p) hflip(*cur, *s);
         return;
     case NR_AUG_CROP: {
         int size = op->size > 0 ? op->size : s->h;

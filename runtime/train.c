@@ -2,10 +2,10 @@
  * run directory, (resume,) epochs of train + evaluate + checkpoint, then the
  * test set and the noise tests, then summary.json. */
 #include "train.h"
+#include "backend.h"
 #include "checkpoint.h"
 #include "cpu/ops.h"
 #include "data.h"
-#include "model.h"
 #include "optim.h"
 #include "pictures.h"
 #include "preprocess.h"
@@ -35,13 +35,14 @@ typedef struct run {
     nr_dataset train_set, test_set;
     uint32_t *train_idx, *val_idx;
     int ntrain, nval, ntest;
-    nr_model m;
-    float *optim_state, *sam_e, *dlogits;
-    size_t nstate;
-    int32_t *labels;
-    float *pre_scratch;           /* per thread */
-    size_t pre_scratch_each;
+    nr_backend *b;
+    nr_host_state host;           /* weights, buffers, optimizer state: checkpoints */
+    uint32_t *batch_image, *batch_stream;  /* the batch being described */
+    uint8_t *batch_augment;
+    nr_step_result *steps;        /* per step of the epoch, read from the backend */
     int nthreads;
+    long steps_issued;            /* steps of this epoch handed to the backend */
+    FILE *step_log;               /* $NETC_STEP_LOG: every step's loss (tests compare devices) */
     int epoch_done;               /* completed epochs */
     long step;                    /* optimizer steps taken */
     char dir[2048];
@@ -132,99 +133,39 @@ static int load_data(run *r, int need_train, nr_error *err)
     return need_train ? split_data(r, err) : 0;
 }
 
-static size_t image_size(const run *r)
-{
-    return (size_t)r->p->data.channels * r->p->data.height * r->p->data.width;
-}
-
-static float *thread_scratch(run *r)
-{
-#ifdef _OPENMP
-    return r->pre_scratch + (size_t)omp_get_thread_num() * r->pre_scratch_each;
-#else
-    return r->pre_scratch;
-#endif
-}
-
 /* Sample s of an epoch: with `copies` > 0 the epoch holds the originals and
  * `copies` augmented copies of each (fixed for the run); with 0 every image
  * is augmented afresh each epoch. */
-static void prepare_train_batch(run *r, const uint32_t *order, long first, int n, int epoch)
+static void describe_batch(run *r, const uint32_t *order, long first, int n, int epoch)
 {
     const nr_augment *a = &r->p->augment;
-    size_t sz = image_size(r);
-#pragma omp parallel for schedule(static)
     for (int j = 0; j < n; j++) {
         uint32_t s = order[first + j];
         uint32_t copy = s / (uint32_t)r->ntrain;
-        uint32_t img = r->train_idx[s % (uint32_t)r->ntrain];
-        int augment = a->nops > 0 && (a->copies == 0 || copy > 0);
-        nr_stream st = nr_stream_make(r->seed, NR_RNG_AUGMENT, a->copies ? 0x80000000u | copy : (uint32_t)epoch, img);
-        nr_preprocess(&r->p->data, augment ? a : NULL, r->train_set.pixels + (size_t)img * sz, r->m.act[0] + (size_t)j * sz,
-                      thread_scratch(r), st);
-        r->labels[j] = r->train_set.labels[img];
+        r->batch_image[j] = r->train_idx[s % (uint32_t)r->ntrain];
+        r->batch_augment[j] = a->nops > 0 && (a->copies == 0 || copy > 0);
+        r->batch_stream[j] = a->copies ? 0x80000000u | copy : (uint32_t)epoch;
     }
 }
 
-typedef struct eval_set {
-    const nr_dataset *ds;
-    const uint32_t *idx;          /* NULL: images 0..count-1 */
-    int count;
-    int noise_level;              /* -1: clean */
-} eval_set;
-
-static void prepare_eval_batch(run *r, const eval_set *e, int first, int n)
+/* Mean loss and accuracy of the model (inference mode) over `count` images
+ * of a set (idx NULL: the first ones), clean or at a noise level; each
+ * image's predicted class when pred is not NULL. */
+static int evaluate_pred(run *r, int set, const uint32_t *idx, int count, int noise_level, double *loss, double *acc,
+                         int32_t *pred, nr_error *err)
 {
-    size_t sz = image_size(r);
-    const nr_noise_test *nt = &r->p->noise;
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < n; j++) {
-        uint32_t img = e->idx ? e->idx[first + j] : (uint32_t)(first + j);
-        const uint8_t *px = e->ds->pixels + (size_t)img * sz;
-        float *out = r->m.act[0] + (size_t)j * sz;
-        if (e->noise_level < 0) {
-            nr_preprocess(&r->p->data, NULL, px, out, thread_scratch(r), nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
-        } else {
-            uint32_t a = nt->same_noise ? 0 : (uint32_t)e->noise_level;
-            nr_stream st = nr_stream_make(nt->seed, NR_RNG_NOISE_TEST, a, nt->same_noise ? 0 : img + 1);
-            nr_preprocess_noisy(&r->p->data, nt, nt->std[e->noise_level], px, out, st);
-        }
-        r->labels[j] = e->ds->labels[img];
-    }
-}
-
-/* Index of the largest of n values. */
-static int32_t argmax(const float *v, int n)
-{
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
-/* Mean loss and accuracy of the model (inference mode) over a set, and
- * each sample's predicted class when pred is not NULL. */
-static void evaluate_pred(run *r, const eval_set *e, double *loss, double *acc, int32_t *pred)
-{
+    nr_eval ev = { set, idx, count, noise_level };
     double loss_sum = 0;
     long correct = 0;
-    for (int first = 0; first < e->count; first += r->batch) {
-        int n = e->count - first < r->batch ? e->count - first : r->batch;
-        prepare_eval_batch(r, e, first, n);
-        const float *out = nr_model_forward(&r->m, n, 0, r->seed, 0);
-        if (pred)
-            for (int j = 0; j < n; j++) pred[first + j] = argmax(out + (size_t)j * r->p->classes, r->p->classes);
-        int c = 0;
-        loss_sum += n * nr_loss_forward_backward(&r->t.loss, n, r->p->classes, out, r->labels, NULL, &c);
-        correct += c;
-    }
-    *loss = e->count ? loss_sum / e->count : NAN;
-    *acc = e->count ? (double)correct / e->count : NAN;
+    if (count && r->b->ops->evaluate(r->b, &ev, &loss_sum, &correct, pred, err)) return -1;
+    *loss = count ? loss_sum / count : NAN;
+    *acc = count ? (double)correct / count : NAN;
+    return 0;
 }
 
-static void evaluate(run *r, const eval_set *e, double *loss, double *acc)
+static int evaluate(run *r, int set, const uint32_t *idx, int count, double *loss, double *acc, nr_error *err)
 {
-    evaluate_pred(r, e, loss, acc, NULL);
+    return evaluate_pred(r, set, idx, count, -1, loss, acc, NULL, err);
 }
 
 /* ---- checkpoints ------------------------------------------------------ */
@@ -263,15 +204,16 @@ static void tensor_add(tensor_list *tl, const char *layer, const char *what, flo
  * layer.bias, layer.running_mean, layer.running_var), then the optimizer's. */
 static int model_tensors(run *r, tensor_list *tl, int with_optimizer)
 {
-    int cap = 4 * r->m.nlayers + 2;
+    int cap = 4 * r->p->nlayers + 2;
     tl->t = calloc((size_t)cap, sizeof *tl->t);
     tl->dst = calloc((size_t)cap, sizeof *tl->dst);
     tl->names = calloc((size_t)cap, sizeof *tl->names);
     tl->n = 0;
     if (!tl->t || !tl->dst || !tl->names) return -1;
-    for (int i = 0; i < r->m.nlayers; i++) {
-        const nr_layer *L = &r->m.layers[i];
-        float *w = r->m.params + r->m.param_off[i], *b = r->m.buffers + r->m.buffer_off[i];
+    float *w = r->host.params, *b = r->host.buffers;
+    for (int i = 0; i < r->p->nlayers; i++, w += nr_layer_param_count(&r->p->layers[i - 1]),
+             b += nr_layer_buffer_count(&r->p->layers[i - 1])) {
+        const nr_layer *L = &r->p->layers[i];
         int64_t c = L->out_c, k = L->kernel;
         if (L->kind == NR_CONV) {
             int64_t s[4] = { c, L->in_c, k, k };
@@ -290,9 +232,9 @@ static int model_tensors(run *r, tensor_list *tl, int with_optimizer)
             tensor_add(tl, L->name, "running_var", b + c, 1, &c);
         }
     }
-    if (with_optimizer && r->nstate) {
-        int64_t n = (int64_t)r->nstate;
-        tensor_add(tl, "optimizer", "state", r->optim_state, 1, &n);
+    if (with_optimizer && r->host.noptim) {
+        int64_t n = (int64_t)r->host.noptim;
+        tensor_add(tl, "optimizer", "state", r->host.optim, 1, &n);
     }
     for (int i = 0; i < tl->n; i++)
         if (!tl->names[i]) return -1;
@@ -304,6 +246,7 @@ static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_erro
     char path[2200], epoch[32], step[32], seed[32], batch[32], lr[40], epochs[32], loss[40], threads[32],
         limit[32];
     path_in(r, path, sizeof path, file);
+    if (r->b->ops->get_state(r->b, &r->host, err)) return -1;
     tensor_list tl;
     if (model_tensors(r, &tl, with_optimizer)) {
         tensors_free(&tl);
@@ -379,7 +322,7 @@ static int load_tensors(run *r, const nr_st_file *f, int with_optimizer, nr_erro
         memcpy(tl.dst[i], e->data, e->count * sizeof(float));
     }
     tensors_free(&tl);
-    return rc;
+    return rc ? rc : r->b->ops->set_state(r->b, &r->host, err);
 }
 
 /* The settings and counters of a run from its checkpoint f (its weights
@@ -545,10 +488,10 @@ static void write_summary_json(FILE *f, void *arg)
     nr_json_key(&j, "source"), nr_json_str(&j, r->p->source);
     nr_json_key(&j, "overrides"), nr_json_str(&j, r->p->overrides);
     nr_json_key(&j, "netc_version"), nr_json_str(&j, r->p->netc_version);
-    nr_json_key(&j, "device"), nr_json_str(&j, "cpu");
+    nr_json_key(&j, "device"), nr_json_str(&j, r->b->device);
     nr_json_key(&j, "threads"), nr_json_int(&j, r->nthreads);
     nr_json_key(&j, "status"), nr_json_str(&j, s->status);
-    nr_json_key(&j, "parameters"), nr_json_int(&j, (long long)r->m.nparams);
+    nr_json_key(&j, "parameters"), nr_json_int(&j, (long long)r->host.nparams);
     nr_json_key(&j, "dataset");
     nr_json_open(&j, '{');
     nr_json_key(&j, "name"), nr_json_str(&j, r->p->data.name);
@@ -595,112 +538,167 @@ static void write_summary_json(FILE *f, void *arg)
 
 /* ---- setup and teardown ----------------------------------------------- */
 
-static int alloc_run(run *r, nr_error *err)
+static long epoch_samples(const run *r)
 {
-    if (nr_model_init(&r->m, r->p, r->batch, err)) return -1;
-    r->nstate = nr_optim_state_count(&r->t.optim, r->m.nparams);
-    r->optim_state = nr_zalloc((r->nstate ? r->nstate : 1) * sizeof(float));
-    r->sam_e = r->t.optim.sam ? nr_zalloc(r->m.nparams * sizeof(float)) : NULL;
-    r->dlogits = nr_zalloc((size_t)r->batch * r->p->classes * sizeof(float));
-    r->labels = nr_zalloc((size_t)r->batch * sizeof *r->labels);
-    r->pre_scratch_each = nr_preprocess_scratch(&r->p->data, &r->p->augment) + 16;
-    r->pre_scratch = nr_zalloc(r->pre_scratch_each * (size_t)r->nthreads * sizeof(float));
+    return (long)r->ntrain * (1 + r->p->augment.copies);
+}
+
+
+static int alloc_host_state(run *r, nr_error *err)
+{
+    nr_host_state *h = &r->host;
+    nr_state_counts(r->p, &r->t.optim, &h->nparams, &h->nbuffers, &h->noptim);
+    if (r->p->params >= 0 && (long long)h->nparams != r->p->params)
+        return nr_fail(err, "the compiler counted %lld parameters but the runtime lays out %zu: netc and libnetrt "
+                            "disagree on a layer kind; rebuild the program with this netc",
+                       r->p->params, h->nparams);
+    h->params = nr_zalloc((h->nparams ? h->nparams : 1) * sizeof(float));
+    h->buffers = nr_zalloc((h->nbuffers ? h->nbuffers : 1) * sizeof(float));
+    h->optim = nr_zalloc((h->noptim ? h->noptim : 1) * sizeof(float));
+    if (!h->params || !h->buffers || !h->optim) return nr_fail(err, "out of memory for the model's weights");
+    return 0;
+}
+
+static int alloc_run(run *r, nr_device_choice device, nr_error *err)
+{
+    if (alloc_host_state(r, err)) return -1;
+    long iters = (epoch_samples(r) + r->batch - 1) / r->batch;
+    nr_backend_config c = { r->p, r->batch, r->seed, &r->t.optim, &r->t.loss, r->t.tf32, iters > 0 ? iters : 1 };
+    r->b = nr_backend_open(device, &c, err);
+    if (!r->b) return -1;
+    r->batch_image = nr_zalloc((size_t)r->batch * sizeof *r->batch_image);
+    r->batch_stream = nr_zalloc((size_t)r->batch * sizeof *r->batch_stream);
+    r->batch_augment = nr_zalloc((size_t)r->batch);
+    r->steps = nr_zalloc((size_t)c.max_steps * sizeof *r->steps);
     int slots = r->epochs > r->epoch_done ? r->epochs : r->epoch_done;
     r->epoch_seconds = nr_zalloc(((size_t)slots + 1) * sizeof(double));
-    if (!r->optim_state || (r->t.optim.sam && !r->sam_e) || !r->dlogits || !r->labels || !r->pre_scratch ||
-        !r->epoch_seconds)
+    if (!r->batch_image || !r->batch_stream || !r->batch_augment || !r->steps || !r->epoch_seconds)
         return nr_fail(err, "out of memory for batches of %d", r->batch);
-    return 0;
+    if (r->b->ops->upload(r->b, NR_SET_TRAIN, &r->train_set, err)) return -1;
+    return r->b->ops->upload(r->b, NR_SET_TEST, &r->test_set, err);
 }
 
 static void free_run(run *r)
 {
-    nr_model_free(&r->m);
+    nr_backend_close(r->b);
+    if (r->step_log && fclose(r->step_log)) perror("NETC_STEP_LOG");
     if (!r->o.shared_train) {
         nr_dataset_free(&r->train_set);
         nr_dataset_free(&r->test_set);
     }
     nr_free(r->train_idx);
     nr_free(r->val_idx);
-    nr_free(r->optim_state);
-    nr_free(r->sam_e);
-    nr_free(r->dlogits);
-    nr_free(r->labels);
-    nr_free(r->pre_scratch);
+    nr_free(r->host.params);
+    nr_free(r->host.buffers);
+    nr_free(r->host.optim);
+    nr_free(r->batch_image);
+    nr_free(r->batch_stream);
+    nr_free(r->batch_augment);
+    nr_free(r->steps);
     nr_free(r->epoch_seconds);
+}
+
+/* $NETC_STEP_LOG names a file that receives "epoch step loss correct" for
+ * every training step: the tests compare the CPU's and the GPU's runs with it. */
+static int open_step_log(run *r, nr_error *err)
+{
+    const char *path = getenv("NETC_STEP_LOG");
+    if (!path || !*path) return 0;
+    r->step_log = fopen(path, "a");
+    return r->step_log ? 0 : nr_fail_errno(err, "NETC_STEP_LOG: cannot open %s", path);
+}
+
+/* The initial weights (the same on every device: drawn here, on the host). */
+static int init_weights(run *r, nr_error *err)
+{
+    float *w = r->host.params, *b = r->host.buffers;
+    for (int i = 0; i < r->p->nlayers; i++) {
+        const nr_layer *L = &r->p->layers[i];
+        nr_layer_init(L, w, b, r->seed, (uint32_t)i);
+        w += nr_layer_param_count(L);
+        b += nr_layer_buffer_count(L);
+    }
+    memset(r->host.optim, 0, r->host.noptim * sizeof(float));
+    return r->b->ops->set_state(r->b, &r->host, err);
 }
 
 /* ---- training --------------------------------------------------------- */
 
-/* One optimizer step on the batch in act[0]/labels. Returns the loss
- * (NaN or infinite when training must stop) and counts correct answers. */
-static double train_step(run *r, int n, double lr, int *correct)
-{
-    nr_model *m = &r->m;
-    int classes = r->p->classes;
-    const float *out = nr_model_forward(m, n, NR_TRAINING | NR_UPDATE_STATS, r->seed, (uint32_t)(2 * r->step));
-    double loss = nr_loss_forward_backward(&r->t.loss, n, classes, out, r->labels, r->dlogits, correct);
-    if (!isfinite(loss)) return loss;
-    nr_model_backward(m, n, r->dlogits);
-    if (r->t.optim.sam) {
-        /* SAM: gradient again at the sharpest nearby point, BatchNorm's
-         * running statistics left as the first pass set them. */
-        nr_sam_perturb(&r->t.optim, m->params, m->grads, r->sam_e, m->nparams);
-        out = nr_model_forward(m, n, NR_TRAINING, r->seed, (uint32_t)(2 * r->step + 1));
-        double loss2 = nr_loss_forward_backward(&r->t.loss, n, classes, out, r->labels, r->dlogits, NULL);
-        if (!isfinite(loss2)) {
-            nr_sam_restore(m->params, r->sam_e, m->nparams);
-            return loss2;
-        }
-        nr_model_backward(m, n, r->dlogits);
-        nr_sam_restore(m->params, r->sam_e, m->nparams);
-    }
-    nr_optim_step(&r->t.optim, (float)lr, r->step + 1, m->params, m->grads, r->optim_state, m->nparams);
-    r->step++;
-    return loss;
-}
-
-static long epoch_samples(const run *r)
-{
-    return (long)r->ntrain * (1 + r->p->augment.copies);
-}
-
 /* One epoch; fills the row's train fields. Returns NR_EXIT_NONFINITE when
  * the loss stopped being finite. */
+/* Images in step `it` of an epoch of `total`. */
+static int step_images(const run *r, long total, long it)
+{
+    long left = total - it * r->batch;
+    return left < r->batch ? (int)left : r->batch;
+}
+
+static int nonfinite_stop(run *r, int epoch, long it, long iters, double loss, nr_error *err)
+{
+    if (r->o.progress) nr_progress_clear(stdout);
+    double lr = nr_schedule_lr(&r->t.schedule, r->lr, epoch, r->step - r->steps_issued + it, r->epochs, iters);
+    char kept[2300];
+    if (r->epoch_done)
+        snprintf(kept, sizeof kept, "The last good checkpoint is %s/last.safetensors (epoch %d).", r->dir,
+                 r->epoch_done);
+    else snprintf(kept, sizeof kept, "No checkpoint was written: it diverged in the first epoch.");
+    nr_fail(err, "the loss became %s at epoch %d, step %ld of %ld (lr %.3g); training stopped. %s "
+                 "A lower --lr usually helps.",
+            isnan(loss) ? "NaN" : "infinite", epoch + 1, it + 1, iters, lr, kept);
+    return NR_EXIT_NONFINITE;
+}
+
+/* Reads the results of steps [*seen, upto) of the epoch from the backend
+ * into the sums; NR_EXIT_NONFINITE at the first loss that is not finite. */
+static int collect_steps(run *r, int epoch, long total, long iters, long *seen, long upto, double *loss_sum,
+                         long *correct, nr_error *err)
+{
+    if (upto <= *seen) return 0;
+    if (r->b->ops->read_steps(r->b, *seen, upto - *seen, r->steps + *seen, err)) return -1;
+    for (long k = *seen; k < upto; k++) {
+        const nr_step_result *s = &r->steps[k];
+        if (r->step_log) fprintf(r->step_log, "%d %ld %.9g %d\n", epoch + 1, k + 1, s->loss, s->correct);
+        if (!isfinite(s->loss)) return nonfinite_stop(r, epoch, k, iters, s->loss, err);
+        *loss_sum += s->loss * step_images(r, total, k);
+        *correct += s->correct;
+    }
+    *seen = upto;
+    return 0;
+}
+
+/* One epoch; fills the row's train fields. The backend keeps each step's
+ * loss and the driver reads them when it reports progress and at the end,
+ * so a GPU is not made to wait after every step. Returns NR_EXIT_NONFINITE
+ * when the loss stopped being finite. */
 static int train_epoch(run *r, int epoch, uint32_t *order, nr_epoch_row *row, nr_error *err)
 {
     long total = epoch_samples(r), iters = (total + r->batch - 1) / r->batch;
     for (long i = 0; i < total; i++) order[i] = (uint32_t)i;
     if (r->t.shuffle) nr_permutation(nr_stream_make(r->seed, NR_RNG_SHUFFLE, (uint32_t)epoch, 0), order, (size_t)total);
     double loss_sum = 0, t0 = now_seconds(), last_draw = 0;
-    long correct = 0, done = 0;
-    for (long it = 0; it < iters; it++) {
-        int n = total - done < r->batch ? (int)(total - done) : r->batch;
+    long correct = 0, seen = 0;
+    r->steps_issued = 0;
+    int rc = 0;
+    for (long it = 0; it < iters && !rc; it++) {
+        int n = step_images(r, total, it);
         double lr = nr_schedule_lr(&r->t.schedule, r->lr, epoch, r->step, r->epochs, iters);
-        prepare_train_batch(r, order, done, n, epoch);
-        int c = 0;
-        double loss = train_step(r, n, lr, &c);
-        if (!isfinite(loss)) {
-            if (r->o.progress) nr_progress_clear(stdout);
-            char kept[2300];
-            if (r->epoch_done) snprintf(kept, sizeof kept, "The last good checkpoint is %s/last.safetensors (epoch %d).",
-                                        r->dir, r->epoch_done);
-            else snprintf(kept, sizeof kept, "No checkpoint was written: it diverged in the first epoch.");
-            nr_fail(err, "the loss became %s at epoch %d, step %ld of %ld (lr %.3g); training stopped. %s "
-                         "A lower --lr usually helps.",
-                    isnan(loss) ? "NaN" : "infinite", epoch + 1, it + 1, iters, lr, kept);
-            return NR_EXIT_NONFINITE;
-        }
-        loss_sum += loss * n;
-        correct += c;
-        done += n;
+        describe_batch(r, order, it * r->batch, n, epoch);
+        nr_batch b = { n, r->batch_image, r->batch_stream, r->batch_augment, r->step, it, (float)lr };
+        if (r->b->ops->train_step(r->b, &b, err)) return -1;
+        r->step++;
+        r->steps_issued++;
         row->lr = lr;
         double t = now_seconds();
-        if (r->o.progress && (t - last_draw > 0.1 || done == total)) {
+        int draw = r->o.progress && (t - last_draw > 0.1 || it + 1 == iters);
+        if (r->b->cheap_reads || draw || it + 1 == iters)
+            rc = collect_steps(r, epoch, total, iters, &seen, it + 1, &loss_sum, &correct, err);
+        if (!rc && draw) {
+            long done = it * r->batch + n;
             nr_progress(stdout, epoch + 1, r->epochs, done, total, loss_sum / done, (double)correct / done, t - t0);
             last_draw = t;
         }
     }
+    if (rc) return rc;
     if (r->o.progress) nr_progress_clear(stdout);
     row->seconds = now_seconds() - t0;
     row->train_loss = loss_sum / total;
@@ -710,29 +708,24 @@ static int train_epoch(run *r, int epoch, uint32_t *order, nr_epoch_row *row, nr
     return 0;
 }
 
-static void evaluate_epoch(run *r, nr_epoch_row *row)
+static int evaluate_epoch(run *r, nr_epoch_row *row, nr_error *err)
 {
     if (r->nval) {
-        eval_set e = { &r->train_set, r->val_idx, r->nval, -1 };
         row->has_val = 1;
-        evaluate(r, &e, &row->val_loss, &row->val_acc);
-    } else {
-        eval_set e = { &r->test_set, NULL, r->ntest, -1 };
-        row->has_test = 1;
-        evaluate(r, &e, &row->test_loss, &row->test_acc);
+        return evaluate(r, NR_SET_TRAIN, r->val_idx, r->nval, &row->val_loss, &row->val_acc, err);
     }
+    row->has_test = 1;
+    return evaluate(r, NR_SET_TEST, NULL, r->ntest, &row->test_loss, &row->test_acc, err);
 }
 
 /* Test accuracy, clean and at each noise level; prints the table.
  * pred (r->ntest entries) receives the clean predictions. */
-static void final_test(run *r, summary *s, nr_noise_row *rows, int32_t *pred)
+static int final_test(run *r, summary *s, nr_noise_row *rows, int32_t *pred, nr_error *err)
 {
-    eval_set e = { &r->test_set, NULL, r->ntest, -1 };
-    evaluate_pred(r, &e, &s->test_loss, &s->test_acc, pred);
+    if (evaluate_pred(r, NR_SET_TEST, NULL, r->ntest, -1, &s->test_loss, &s->test_acc, pred, err)) return -1;
     for (int l = 0; l < r->p->noise.nstd; l++) {
-        eval_set en = { &r->test_set, NULL, r->ntest, l };
         rows[l].std = r->p->noise.std[l];
-        evaluate(r, &en, &rows[l].loss, &rows[l].acc);
+        if (evaluate_pred(r, NR_SET_TEST, NULL, r->ntest, l, &rows[l].loss, &rows[l].acc, NULL, err)) return -1;
     }
     s->tested = 1;
     s->noise = rows;
@@ -740,6 +733,7 @@ static void final_test(run *r, summary *s, nr_noise_row *rows, int32_t *pred)
     /* A quiet sweep prints only its own table at the end. */
     if (!(r->o.quiet && r->o.result))
         nr_print_test_table(stdout, r->ntest, s->test_acc, s->test_loss, rows, r->p->noise.nstd);
+    return 0;
 }
 
 static int write_summary(run *r, summary *s, nr_error *err)
@@ -754,7 +748,7 @@ static int write_page(run *r, const summary *s, const char *dir, const nr_report
                       int with_curves, nr_error *err)
 {
     char params[32], batch[32], lr[32], seed[32], test_acc[32], val_acc[32], ips[32], ntrain[32], ntest[32];
-    snprintf(params, sizeof params, "%zu", r->m.nparams);
+    snprintf(params, sizeof params, "%zu", r->host.nparams);
     snprintf(batch, sizeof batch, "%d", r->batch);
     snprintf(lr, sizeof lr, "%g", r->lr);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
@@ -768,7 +762,7 @@ static int write_page(run *r, const summary *s, const char *dir, const nr_report
         { "dataset", r->test_set.source }, { "training images", ntrain }, { "test images", ntest },
         { "parameters", params }, { "optimizer", optimizer_name(&r->t.optim) }, { "learning rate", lr },
         { "batch", batch }, { "seed", seed }, { "validation accuracy", val_acc }, { "test accuracy", test_acc },
-        { "training images per second", ips }, { "device", "cpu" }, { "status", s->status },
+        { "training images per second", ips }, { "device", r->b->device }, { "status", s->status },
     };
     /* The noise table starts with the clean accuracy (std 0). */
     double stds[65] = { 0 }, accs[65] = { s->tested ? s->test_acc : NAN };
@@ -827,22 +821,29 @@ static int test_and_report(run *r, summary *s, nr_noise_row *rows, const nr_run_
 {
     int32_t *pred = nr_alloc((size_t)(r->ntest ? r->ntest : 1) * sizeof *pred);
     if (!pred) return nr_fail(err, "out of memory");
-    final_test(r, s, rows, pred);
-    int rc = test_opts ? test_pictures_dir(r, test_opts, r->dir, sizeof r->dir, err) : write_summary(r, s, err);
+    int rc = final_test(r, s, rows, pred, err);
+    if (!rc) rc = test_opts ? test_pictures_dir(r, test_opts, r->dir, sizeof r->dir, err) : write_summary(r, s, err);
     if (!rc) rc = write_reports(r, s, pred, r->dir, !test_opts, err);
     nr_free(pred);
     return rc;
+}
+
+static void print_device(const run *r)
+{
+    if (r->o.quiet) return;
+    printf("device: %s%s%s%s\n", r->b->device, r->b->why[0] ? " (" : "", r->b->why, r->b->why[0] ? ")" : "");
+    fflush(stdout);
 }
 
 static void print_header(const run *r)
 {
     if (r->o.quiet) return;
     printf("model %s: %lld parameters; %d epochs, batch %d, lr %g, seed %llu, %d thread%s\n", r->p->model,
-           (long long)r->m.nparams, r->epochs, r->batch, r->lr, (unsigned long long)r->seed, r->nthreads,
+           (long long)r->host.nparams, r->epochs, r->batch, r->lr, (unsigned long long)r->seed, r->nthreads,
            r->nthreads == 1 ? "" : "s");
     printf("train %d images%s, validation %d, test %d; run directory %s\n", r->ntrain,
            r->p->augment.copies ? " (+ augmented copies)" : "", r->nval, r->ntest, r->dir);
-    fflush(stdout);
+    print_device(r);
 }
 
 /* A classifier whose cross-entropy stays at ln(classes) predicts uniform
@@ -877,7 +878,8 @@ static int train_loop(run *r, nr_error *err)
         row.epochs = r->epochs;
         rc = train_epoch(r, epoch, order, &row, err);
         if (rc) break;
-        evaluate_epoch(r, &row);
+        rc = evaluate_epoch(r, &row, err);
+        if (rc) break;
         r->epoch_done = epoch + 1;
         r->epoch_seconds[epoch] = row.seconds;
         r->last_train_loss = row.train_loss;
@@ -909,9 +911,10 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
         if (!rc) rc = resume_from(&r, &f, err);
     }
     if (!rc) rc = load_data(&r, 1, err);
-    if (!rc) rc = alloc_run(&r, err);
+    if (!rc) rc = open_step_log(&r, err);
+    if (!rc) rc = alloc_run(&r, o->device, err);
+    if (!rc) rc = init_weights(&r, err);
     if (!rc) {
-        nr_model_init_weights(&r.m, r.seed);
         if (have_ck) {
             rc = load_tensors(&r, &f, 1, err);
             if (!rc && !r.o.quiet) printf("resuming %s after epoch %d (step %ld)\n", ck, r.epoch_done, r.step);
@@ -926,10 +929,7 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
     nr_noise_row rows[64];
     if (!rc) {
         rc = save_checkpoint(&r, "model.safetensors", 0, err);
-        if (!rc && r.nval) {
-            eval_set e = { &r.train_set, r.val_idx, r.nval, -1 };
-            evaluate(&r, &e, &s.val_loss, &s.val_acc);
-        }
+        if (!rc && r.nval) rc = evaluate(&r, NR_SET_TRAIN, r.val_idx, r.nval, &s.val_loss, &s.val_acc, err);
         if (!rc) rc = test_and_report(&r, &s, rows, NULL, err);
         if (!rc && r.o.result) {
             nr_run_result *res = r.o.result;
@@ -942,7 +942,7 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
         }
         if (!rc && !r.o.quiet) printf("\nweights: %s/model.safetensors; log: %s/metrics.csv; summary: %s/summary.json\n",
                                       r.dir, r.dir, r.dir);
-    } else if (rc == NR_EXIT_NONFINITE && r.m.params) {
+    } else if (rc == NR_EXIT_NONFINITE && r.b) {
         nr_error e2;
         s.status = "stopped: loss not finite";
         if (write_summary(&r, &s, &e2)) fprintf(stderr, "%s\n", e2.msg);
@@ -964,10 +964,11 @@ int nr_test_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
     int rc = nr_safetensors_read(o->weights, &f, err);
     if (rc) return -1;
     rc = load_data(&r, 0, err);
-    if (!rc) rc = alloc_run(&r, err);
+    if (!rc) rc = alloc_run(&r, o->device, err);
     if (!rc) rc = load_tensors(&r, &f, 0, err);
     nr_st_free(&f);
     if (!rc) {
+        print_device(&r);
         summary s = { &r, 0, NAN, NAN, NAN, NAN, NULL, 0, "tested" };
         nr_noise_row rows[64];
         if (!r.o.quiet) printf("model %s: weights %s\n", p->model, o->weights);

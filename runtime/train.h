@@ -5,6 +5,7 @@
 #include "netrt.h"
 #include "nr_error.h"
 
+#include "backend.h"
 #include "data.h"
 
 /* What a finished run reports to its caller (a sweep). */
@@ -25,6 +26,7 @@ typedef struct nr_run_opts {
     int resume;
     const char *weights;          /* test --weights */
     int train_limit, test_limit;  /* 0: all images */
+    nr_device_choice device;      /* --device */
     int progress;                 /* draw a progress bar (stdout is a terminal) */
     int quiet;
     const nr_dataset *shared_train;  /* already loaded (a sweep shares them), or NULL */

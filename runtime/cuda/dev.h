@@ -70,9 +70,9 @@ typedef struct nr_dev_ops {
     /* Page-locked host memory, for copies that return before they are done. */
     int (*host_alloc)(void *ctx, void **p, size_t bytes, nr_error *e);
     void (*host_free)(void *ctx, void *p);
-    /* Queued copy to the device. src must stay unchanged until the stream
-     * has passed the copy: page-locked memory from host_alloc, or memory the
-     * caller keeps (a sync before reusing it). */
+    /* Queued copy to the device from ordinary (pageable) host memory: src
+     * may be reused as soon as the call returns (the driver stages pageable
+     * memory before returning), and the copy is ordered on the stream. */
     int (*upload)(void *ctx, nr_dptr dst, const void *src, size_t bytes, nr_error *e);
     /* Waits for the stream, then copies to the host. */
     int (*download)(void *ctx, void *dst, nr_dptr src, size_t bytes, nr_error *e);

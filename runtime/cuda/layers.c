@@ -5,6 +5,7 @@
  * to values whose types match the kernel's parameters exactly (int, long
  * long, float, 64-bit device pointers). */
 #include "layers.h"
+#include "../nr_math.h"
 #include "../optim.h"
 #include <math.h>
 #include <string.h>
@@ -40,20 +41,20 @@ size_t nr_gpu_layer_scratch_count(const nr_layer *L, int n)
     return (size_t)(a.K + a.O) * (size_t)n * (size_t)a.P;
 }
 
-static int im2col(nr_gpu *g, nr_kernel_id k, conv_args *a, int n, CUdeviceptr src, CUdeviceptr dst, i64 work,
+static int im2col(nr_gpu *g, nr_kernel_id k, conv_args *a, int n, nr_dptr src, nr_dptr dst, i64 work,
                   nr_error *e)
 {
     void *args[] = { &src, &dst, &n, &a->C, &a->H, &a->W, &a->k, &a->s, &a->pad, &a->reflect, &a->OH, &a->OW };
     return nr_gpu_launch(g, k, work, args, e);
 }
 
-static int conv_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr params,
-                        CUdeviceptr scratch, nr_error *e)
+static int conv_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr params,
+                        nr_dptr scratch, nr_error *e)
 {
     conv_args a = conv_args_of(L);
     i64 cols_n = (i64)n * a.P;
-    CUdeviceptr cols = scratch, out = scratch + (size_t)(a.K * cols_n) * sizeof(float);
-    CUdeviceptr bias = L->bias ? params + (size_t)(a.O * a.K) * sizeof(float) : 0;
+    nr_dptr cols = scratch, out = scratch + (size_t)(a.K * cols_n) * sizeof(float);
+    nr_dptr bias = L->bias ? params + (size_t)(a.O * a.K) * sizeof(float) : 0;
     if (im2col(g, NR_K_IM2COL, &a, n, x, cols, a.K * cols_n, e) != 0) return -1;
     if (nr_gpu_sgemm(g, 0, 0, a.O, (int)cols_n, (int)a.K, 1.0f, params, (int)a.K, cols, (int)cols_n, 0.0f, out,
                      (int)cols_n, e) != 0)
@@ -62,16 +63,16 @@ static int conv_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUde
     return nr_gpu_launch(g, NR_K_CONV_SCATTER_BIAS, (i64)n * a.O * a.P, args, e);
 }
 
-static int conv_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr dy, CUdeviceptr dx,
-                         CUdeviceptr params, CUdeviceptr dparams, CUdeviceptr scratch, nr_error *e)
+static int conv_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr dy, nr_dptr dx,
+                         nr_dptr params, nr_dptr dparams, nr_dptr scratch, nr_error *e)
 {
     conv_args a = conv_args_of(L);
     i64 cols_n = (i64)n * a.P;
-    CUdeviceptr cols = scratch, dyT = scratch + (size_t)(a.K * cols_n) * sizeof(float);
+    nr_dptr cols = scratch, dyT = scratch + (size_t)(a.K * cols_n) * sizeof(float);
     void *gather[] = { &dy, &dyT, &n, &a.O, &a.P };
     if (nr_gpu_launch(g, NR_K_CONV_GATHER_DY, (i64)n * a.O * a.P, gather, e) != 0) return -1;
     if (L->bias) {
-        CUdeviceptr db = dparams + (size_t)(a.O * a.K) * sizeof(float);
+        nr_dptr db = dparams + (size_t)(a.O * a.K) * sizeof(float);
         void *sum[] = { &dyT, &db, &a.O, &cols_n };
         if (nr_gpu_launch_blocks(g, NR_K_ROW_SUM, (unsigned)a.O, sum, e) != 0) return -1;
     }
@@ -90,25 +91,25 @@ static int conv_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUd
 
 /* ---- dense ----------------------------------------------------------------- */
 
-static int dense_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr params,
+static int dense_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr params,
                          nr_error *e)
 {
     int in = (int)in_size(L), out = (int)out_size(L);
     if (nr_gpu_sgemm(g, 0, 1, n, out, in, 1.0f, x, in, params, in, 0.0f, y, out, e) != 0) return -1;
     if (!L->bias) return 0;
-    CUdeviceptr bias = params + (size_t)in * out * sizeof(float);
+    nr_dptr bias = params + (size_t)in * out * sizeof(float);
     void *args[] = { &y, &bias, &n, &out };
     return nr_gpu_launch(g, NR_K_BIAS_ADD_ROWS, (i64)n * out, args, e);
 }
 
-static int dense_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr dy, CUdeviceptr dx,
-                          CUdeviceptr params, CUdeviceptr dparams, nr_error *e)
+static int dense_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr dy, nr_dptr dx,
+                          nr_dptr params, nr_dptr dparams, nr_error *e)
 {
     int in = (int)in_size(L), out = (int)out_size(L);
     /* dW [out, in] = dy^T x */
     if (nr_gpu_sgemm(g, 1, 0, out, in, n, 1.0f, dy, out, x, in, 0.0f, dparams, in, e) != 0) return -1;
     if (L->bias) {
-        CUdeviceptr db = dparams + (size_t)in * out * sizeof(float);
+        nr_dptr db = dparams + (size_t)in * out * sizeof(float);
         void *args[] = { &dy, &db, &n, &out };
         if (nr_gpu_launch(g, NR_K_COL_SUM, out, args, e) != 0) return -1;
     }
@@ -118,8 +119,8 @@ static int dense_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CU
 
 /* ---- pooling ----------------------------------------------------------------- */
 
-static int pool(nr_gpu *g, const nr_layer *L, int n, nr_kernel_id k, CUdeviceptr a0, CUdeviceptr a1,
-                CUdeviceptr a2, int backward, nr_error *e)
+static int pool(nr_gpu *g, const nr_layer *L, int n, nr_kernel_id k, nr_dptr a0, nr_dptr a1,
+                nr_dptr a2, int backward, nr_error *e)
 {
     i64 planes = (i64)n * L->in_c;
     int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w, kk = L->kernel;
@@ -133,28 +134,28 @@ static int pool(nr_gpu *g, const nr_layer *L, int n, nr_kernel_id k, CUdeviceptr
 
 /* ---- batchnorm ----------------------------------------------------------------- */
 
-static int batchnorm_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr params,
-                             CUdeviceptr buffers, CUdeviceptr saved, int flags, nr_error *e)
+static int batchnorm_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr params,
+                             nr_dptr buffers, nr_dptr saved, int flags, nr_error *e)
 {
     int C = L->in_c;
     i64 hw = (i64)L->in_h * L->in_w;
     int training = (flags & NR_TRAINING) != 0, update = training && (flags & NR_UPDATE_STATS);
     float eps = L->eps, momentum = L->momentum;
-    CUdeviceptr rm = buffers, rv = buffers + (size_t)C * sizeof(float);
-    CUdeviceptr gamma = L->affine ? params : 0, beta = L->affine ? params + (size_t)C * sizeof(float) : 0;
+    nr_dptr rm = buffers, rv = buffers + (size_t)C * sizeof(float);
+    nr_dptr gamma = L->affine ? params : 0, beta = L->affine ? params + (size_t)C * sizeof(float) : 0;
     void *stats[] = { &x, &saved, &rm, &rv, &n, &C, &hw, &eps, &momentum, &training, &update };
     if (nr_gpu_launch_blocks(g, NR_K_BN_STATS, (unsigned)C, stats, e) != 0) return -1;
     void *norm[] = { &x, &y, &saved, &gamma, &beta, &n, &C, &hw };
     return nr_gpu_launch(g, NR_K_BN_NORMALIZE, (i64)n * C * hw, norm, e);
 }
 
-static int batchnorm_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr dy, CUdeviceptr dx,
-                              CUdeviceptr params, CUdeviceptr dparams, CUdeviceptr saved, CUdeviceptr scratch,
+static int batchnorm_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr dy, nr_dptr dx,
+                              nr_dptr params, nr_dptr dparams, nr_dptr saved, nr_dptr scratch,
                               nr_error *e)
 {
     int C = L->in_c;
     i64 hw = (i64)L->in_h * L->in_w;
-    CUdeviceptr dp = L->affine ? dparams : 0, gamma = L->affine ? params : 0, coef = scratch;
+    nr_dptr dp = L->affine ? dparams : 0, gamma = L->affine ? params : 0, coef = scratch;
     void *reduce[] = { &x, &dy, &saved, &dp, &coef, &n, &C, &hw };
     if (nr_gpu_launch_blocks(g, NR_K_BN_BACKWARD_REDUCE, (unsigned)C, reduce, e) != 0) return -1;
     if (!dx) return 0;
@@ -164,19 +165,19 @@ static int batchnorm_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x
 
 /* ---- dropout --------------------------------------------------------------------- */
 
-static int dropout_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr saved,
+static int dropout_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr saved,
                            int flags, nr_stream stream, nr_error *e)
 {
     i64 total = (i64)n * in_size(L);
     int active = (flags & NR_TRAINING) && L->p > 0.0f;
-    float p = L->p, keep = L->p >= 1.0f ? 0.0f : 1.0f / (1.0f - L->p);
+    float p = L->p, keep = nr_dropout_scale(L->p);
     void *args[] = { &x, &y, &saved, &total, &p, &keep, &active, &stream };
     return nr_gpu_launch(g, NR_K_DROPOUT_FORWARD, total, args, e);
 }
 
 /* ---- activations and softmax -------------------------------------------------------- */
 
-static int activation_forward(nr_gpu *g, const nr_layer *L, i64 total, CUdeviceptr x, CUdeviceptr y, nr_error *e)
+static int activation_forward(nr_gpu *g, const nr_layer *L, i64 total, nr_dptr x, nr_dptr y, nr_error *e)
 {
     float slope = L->slope;
     void *args[] = { &x, &y, &total, &slope };
@@ -187,12 +188,12 @@ static int activation_forward(nr_gpu *g, const nr_layer *L, i64 total, CUdevicep
     return nr_gpu_launch(g, k, total, args, e);
 }
 
-static int activation_backward(nr_gpu *g, const nr_layer *L, i64 total, CUdeviceptr x, CUdeviceptr y,
-                               CUdeviceptr dy, CUdeviceptr dx, nr_error *e)
+static int activation_backward(nr_gpu *g, const nr_layer *L, i64 total, nr_dptr x, nr_dptr y,
+                               nr_dptr dy, nr_dptr dx, nr_error *e)
 {
     float slope = L->slope;
     /* leaky_relu's derivative reads x, the others y */
-    CUdeviceptr in = L->kind == NR_LEAKY_RELU ? x : y;
+    nr_dptr in = L->kind == NR_LEAKY_RELU ? x : y;
     void *args[] = { &in, &dy, &dx, &total, &slope };
     nr_kernel_id k = L->kind == NR_TANH ? NR_K_TANH_BACKWARD
                      : L->kind == NR_RELU ? NR_K_RELU_BACKWARD
@@ -212,8 +213,8 @@ static int softmax(nr_gpu *g, const nr_layer *L, int n, nr_kernel_id k, void *a0
 
 /* ---- the interface ---------------------------------------------------------------------- */
 
-int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr params,
-                   CUdeviceptr buffers, CUdeviceptr saved, CUdeviceptr scratch, int flags, nr_stream dropout,
+int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr params,
+                   nr_dptr buffers, nr_dptr saved, nr_dptr scratch, int flags, nr_stream dropout,
                    nr_error *e)
 {
     if (n <= 0) return 0;
@@ -237,8 +238,8 @@ int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdevicep
     return nr_fail(e, "layer %s: unknown kind %d", L->name ? L->name : "?", (int)L->kind);
 }
 
-int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr dy,
-                    CUdeviceptr dx, CUdeviceptr params, CUdeviceptr dparams, CUdeviceptr saved, CUdeviceptr scratch,
+int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr dy,
+                    nr_dptr dx, nr_dptr params, nr_dptr dparams, nr_dptr saved, nr_dptr scratch,
                     nr_error *e)
 {
     if (n <= 0) return 0;
@@ -271,27 +272,17 @@ int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdevice
 
 /* ---- loss --------------------------------------------------------------------------------- */
 
-/* The kernel's nr_loss_args, field for field. */
-typedef struct loss_args {
-    int kind;
-    float label_smoothing;
-    int smoothing_other_classes;
-    int mse_softmax;
-    float margin;
-    int p;
-} loss_args;
-
-int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, CUdeviceptr logits, CUdeviceptr labels,
-                CUdeviceptr dlogits, CUdeviceptr result, nr_error *e)
+int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, nr_dptr logits, nr_dptr labels,
+                nr_dptr dlogits, nr_dptr result, nr_error *e)
 {
-    loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
-                    loss->margin, loss->p };
-    CUdeviceptr out_loss = result, out_correct = result + sizeof(double);
+    nr_loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
+                       loss->margin, loss->p };
+    nr_dptr out_loss = result, out_correct = result + sizeof(double);
     void *args[] = { &a, &n, &classes, &logits, &labels, &dlogits, &out_loss, &out_correct };
     return nr_gpu_launch_blocks(g, NR_K_LOSS, 1, args, e);
 }
 
-int nr_gpu_loss_result(nr_gpu *g, CUdeviceptr result, double *loss, int *correct, nr_error *e)
+int nr_gpu_loss_result(nr_gpu *g, nr_dptr result, double *loss, int *correct, nr_error *e)
 {
     unsigned char bytes[NR_GPU_LOSS_RESULT_BYTES];
     if (nr_gpu_download(g, bytes, result, sizeof bytes, e) != 0) return -1;
@@ -302,20 +293,20 @@ int nr_gpu_loss_result(nr_gpu *g, CUdeviceptr result, double *loss, int *correct
 
 /* ---- optimizers ------------------------------------------------------------------------------ */
 
-static int sgd_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdeviceptr w, CUdeviceptr grad,
-                    CUdeviceptr state, i64 n, nr_error *e)
+static int sgd_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
+                    nr_dptr state, i64 n, nr_error *e)
 {
     float wd = o->weight_decay, mu = o->momentum;
     float keep = (float)(1.0 - (double)o->dampening);
     float d_coef = o->nesterov ? 1.0f : 0.0f, b_coef = o->nesterov ? o->momentum : 1.0f;
     int mode = o->momentum == 0.0f ? 0 : step <= 1 ? 1 : 2;
-    CUdeviceptr buf = mode ? state : 0;
+    nr_dptr buf = mode ? state : 0;
     void *args[] = { &w, &grad, &buf, &n, &lr, &wd, &mu, &keep, &d_coef, &b_coef, &mode };
     return nr_gpu_launch(g, NR_K_SGD_STEP, n, args, e);
 }
 
-static int adam_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdeviceptr w, CUdeviceptr grad,
-                     CUdeviceptr state, i64 n, nr_error *e)
+static int adam_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
+                     nr_dptr state, i64 n, nr_error *e)
 {
     float wd = o->weight_decay;
     int decoupled = o->kind == NR_ADAMW && wd != 0.0f;
@@ -326,24 +317,24 @@ static int adam_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdevice
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     float one_minus_b1 = (float)(1.0 - (double)o->beta1), one_minus_b2 = (float)(1.0 - (double)o->beta2);
     float neg_step_size = (float)(-((double)lr / bc1)), bc2_sqrt = (float)sqrt(bc2);
-    CUdeviceptr m = state, v = state + (size_t)n * sizeof(float);
+    nr_dptr m = state, v = state + (size_t)n * sizeof(float);
     void *args[] = { &w,   &grad,         &m,  &v,            &n,           &decoupled, &decay_factor, &wd,
                      &b1,  &one_minus_b1, &b2, &one_minus_b2, &neg_step_size, &bc2_sqrt, &eps };
     return nr_gpu_launch(g, NR_K_ADAM_STEP, n, args, e);
 }
 
-static int rmsprop_step(nr_gpu *g, const nr_optim *o, float lr, CUdeviceptr w, CUdeviceptr grad, CUdeviceptr state,
+static int rmsprop_step(nr_gpu *g, const nr_optim *o, float lr, nr_dptr w, nr_dptr grad, nr_dptr state,
                         i64 n, nr_error *e)
 {
     float wd = o->weight_decay, a = o->alpha, eps = o->eps, mu = o->momentum;
     float one_minus_a = (float)(1.0 - (double)o->alpha);
-    CUdeviceptr v = state, buf = o->momentum > 0.0f ? state + (size_t)n * sizeof(float) : 0;
+    nr_dptr v = state, buf = o->momentum > 0.0f ? state + (size_t)n * sizeof(float) : 0;
     void *args[] = { &w, &grad, &v, &buf, &n, &lr, &wd, &a, &one_minus_a, &eps, &mu };
     return nr_gpu_launch(g, NR_K_RMSPROP_STEP, n, args, e);
 }
 
-int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdeviceptr w, CUdeviceptr grad,
-                      CUdeviceptr state, size_t n, nr_error *e)
+int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
+                      nr_dptr state, size_t n, nr_error *e)
 {
     if (n == 0) return 0;
     switch (o->kind) {
@@ -357,13 +348,13 @@ int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdevic
 
 /* ---- SAM ------------------------------------------------------------------------------------------ */
 
-int nr_gpu_sam_perturb(nr_gpu *g, const nr_optim *o, CUdeviceptr w, CUdeviceptr grad, CUdeviceptr saved,
-                       CUdeviceptr scratch, size_t n, nr_error *e)
+int nr_gpu_sam_perturb(nr_gpu *g, const nr_optim *o, nr_dptr w, nr_dptr grad, nr_dptr saved,
+                       nr_dptr scratch, size_t n, nr_error *e)
 {
     i64 count = (i64)n;
     int adaptive = o->sam_adaptive != 0, nparts = NR_GPU_SAM_PARTS;
     float rho = o->sam_rho, w_coef = adaptive ? 1.0f : 0.0f;
-    CUdeviceptr partial = scratch, norm = scratch + NR_GPU_SAM_NORM_OFFSET, scale = norm + sizeof(double);
+    nr_dptr partial = scratch, norm = scratch + NR_GPU_SAM_NORM_OFFSET, scale = norm + sizeof(double);
     void *sumsq[] = { &w, &grad, &partial, &count, &adaptive };
     if (nr_gpu_launch_blocks(g, NR_K_SAM_SUMSQ, NR_GPU_SAM_PARTS, sumsq, e) != 0) return -1;
     void *finish[] = { &partial, &nparts, &rho, &norm, &scale };
@@ -372,7 +363,7 @@ int nr_gpu_sam_perturb(nr_gpu *g, const nr_optim *o, CUdeviceptr w, CUdeviceptr 
     return nr_gpu_launch(g, NR_K_SAM_ASCEND, count, ascend, e);
 }
 
-int nr_gpu_sam_restore(nr_gpu *g, CUdeviceptr w, CUdeviceptr saved, size_t n, nr_error *e)
+int nr_gpu_sam_restore(nr_gpu *g, nr_dptr w, nr_dptr saved, size_t n, nr_error *e)
 {
     i64 count = (i64)n;
     void *args[] = { &saved, &w, &count };

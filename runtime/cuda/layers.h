@@ -19,12 +19,12 @@
  * im2col columns and the GEMM output; batchnorm backward: 2 per channel). */
 size_t nr_gpu_layer_scratch_count(const nr_layer *L, int n);
 
-int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr params,
-                   CUdeviceptr buffers, CUdeviceptr saved, CUdeviceptr scratch, int flags, nr_stream dropout,
+int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr params,
+                   nr_dptr buffers, nr_dptr saved, nr_dptr scratch, int flags, nr_stream dropout,
                    nr_error *e);
 /* dx may be 0 (no input gradient). */
-int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdeviceptr y, CUdeviceptr dy,
-                    CUdeviceptr dx, CUdeviceptr params, CUdeviceptr dparams, CUdeviceptr saved, CUdeviceptr scratch,
+int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr dy,
+                    nr_dptr dx, nr_dptr params, nr_dptr dparams, nr_dptr saved, nr_dptr scratch,
                     nr_error *e);
 
 /* Loss, gradient (dlogits may be 0) and correct count in one kernel.
@@ -32,14 +32,14 @@ int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, CUdeviceptr x, CUdevice
  * receives the mean loss (a double) and then the count (an int); read it
  * with nr_gpu_loss_result. */
 #define NR_GPU_LOSS_RESULT_BYTES 16
-int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, CUdeviceptr logits, CUdeviceptr labels,
-                CUdeviceptr dlogits, CUdeviceptr result, nr_error *e);
-int nr_gpu_loss_result(nr_gpu *g, CUdeviceptr result, double *loss, int *correct, nr_error *e);
+int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, nr_dptr logits, nr_dptr labels,
+                nr_dptr dlogits, nr_dptr result, nr_error *e);
+int nr_gpu_loss_result(nr_gpu *g, nr_dptr result, double *loss, int *correct, nr_error *e);
 
 /* nr_optim_step on the GPU: state is nr_optim_state_count floats, laid out
  * as optim.c lays it out. */
-int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdeviceptr w, CUdeviceptr grad,
-                      CUdeviceptr state, size_t n, nr_error *e);
+int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
+                      nr_dptr state, size_t n, nr_error *e);
 
 /* SAM: scratch is NR_GPU_SAM_SCRATCH_BYTES of device memory: the partial
  * sums, then the norm (a double at NR_GPU_SAM_NORM_OFFSET) and the scale.
@@ -47,7 +47,7 @@ int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, CUdevic
 #define NR_GPU_SAM_PARTS 256
 #define NR_GPU_SAM_NORM_OFFSET (NR_GPU_SAM_PARTS * 8)
 #define NR_GPU_SAM_SCRATCH_BYTES (NR_GPU_SAM_NORM_OFFSET + 16)
-int nr_gpu_sam_perturb(nr_gpu *g, const nr_optim *o, CUdeviceptr w, CUdeviceptr grad, CUdeviceptr saved,
-                       CUdeviceptr scratch, size_t n, nr_error *e);
-int nr_gpu_sam_restore(nr_gpu *g, CUdeviceptr w, CUdeviceptr saved, size_t n, nr_error *e);
+int nr_gpu_sam_perturb(nr_gpu *g, const nr_optim *o, nr_dptr w, nr_dptr grad, nr_dptr saved,
+                       nr_dptr scratch, size_t n, nr_error *e);
+int nr_gpu_sam_restore(nr_gpu *g, nr_dptr w, nr_dptr saved, size_t n, nr_error *e);
 #endif

@@ -1,5 +1,8 @@
 /* NVRTC and the binary cache (see nvrtc.h). */
+#include "config.h"
 #include "nvrtc.h"
+#include <cuda.h> /* CUDA_VERSION only */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +12,61 @@
 #include <unistd.h>
 
 #define NR_PATH_MAX 4096
+
+/* ---- libnvrtc, loaded at run time ---------------------------------------------
+ * Programs that never compile a kernel must not need libnvrtc to start, so it
+ * is opened with dlopen on first use: its soname for the toolkit netc was
+ * built with (libnvrtc.so.13), else the toolkit's library directory. The
+ * calls below keep NVRTC's names; each resolves to the loaded pointer. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define NVRTC_FUNCS(X)                                                                                     \
+    X(nvrtcVersion) X(nvrtcGetErrorString) X(nvrtcGetNumSupportedArchs) X(nvrtcGetSupportedArchs)          \
+    X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetPTXSize) X(nvrtcGetCUBINSize) X(nvrtcGetPTX) \
+    X(nvrtcGetCUBIN) X(nvrtcCompileProgram) X(nvrtcCreateProgram) X(nvrtcDestroyProgram)
+#define FIELD(f) __typeof__(&f) f;
+static struct {
+    NVRTC_FUNCS(FIELD)
+    int state;                    /* 0 not tried, 1 loaded, -1 failed */
+    char error[600];
+} nvrtc_lib;
+#undef FIELD
+
+static int nvrtc_load(nr_error *e)
+{
+    if (nvrtc_lib.state == 0) {
+        char soname[64], path[NR_PATH_MAX];
+        snprintf(soname, sizeof soname, "libnvrtc.so.%d", CUDA_VERSION / 1000);
+        snprintf(path, sizeof path, "%s/%s", NETC_CUDA_LIBDIR, soname);
+        void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        if (!h) h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        nvrtc_lib.state = -1;
+        if (!h) snprintf(nvrtc_lib.error, sizeof nvrtc_lib.error, "NVRTC cannot be loaded: %s (also tried %.400s)", soname, path);
+#define LOAD(f) \
+        if (h && !(*(void **)&nvrtc_lib.f = dlsym(h, #f))) { \
+            snprintf(nvrtc_lib.error, sizeof nvrtc_lib.error, "%s lacks %s", soname, #f); \
+            h = NULL; \
+        }
+        NVRTC_FUNCS(LOAD)
+#undef LOAD
+        if (h) nvrtc_lib.state = 1;
+    }
+    return nvrtc_lib.state == 1 ? 0 : nr_fail(e, "%s", nvrtc_lib.error);
+}
+#define REDIRECT(f) nvrtc_lib.f
+#define nvrtcVersion REDIRECT(nvrtcVersion)
+#define nvrtcGetErrorString REDIRECT(nvrtcGetErrorString)
+#define nvrtcGetNumSupportedArchs REDIRECT(nvrtcGetNumSupportedArchs)
+#define nvrtcGetSupportedArchs REDIRECT(nvrtcGetSupportedArchs)
+#define nvrtcGetProgramLogSize REDIRECT(nvrtcGetProgramLogSize)
+#define nvrtcGetProgramLog REDIRECT(nvrtcGetProgramLog)
+#define nvrtcGetPTXSize REDIRECT(nvrtcGetPTXSize)
+#define nvrtcGetCUBINSize REDIRECT(nvrtcGetCUBINSize)
+#define nvrtcGetPTX REDIRECT(nvrtcGetPTX)
+#define nvrtcGetCUBIN REDIRECT(nvrtcGetCUBIN)
+#define nvrtcCompileProgram REDIRECT(nvrtcCompileProgram)
+#define nvrtcCreateProgram REDIRECT(nvrtcCreateProgram)
+#define nvrtcDestroyProgram REDIRECT(nvrtcDestroyProgram)
 
 int nr_nvrtc_fail(nr_error *e, nvrtcResult r, const char *call, const char *file, int line)
 {
@@ -37,7 +95,7 @@ uint64_t nr_fnv1a64(uint64_t h, const void *data, size_t n)
 int nr_nvrtc_version(void)
 {
     int major = 0, minor = 0;
-    if (nvrtcVersion(&major, &minor) != NVRTC_SUCCESS) return -1;
+    if (nvrtc_load(NULL) || nvrtcVersion(&major, &minor) != NVRTC_SUCCESS) return -1;
     return major * 1000 + minor * 10;
 }
 
@@ -76,7 +134,7 @@ static int pick_arch(int wanted, int *arch, int *ptx, nr_error *e)
     return 0;
 }
 
-/* Options every compile uses; see kernels_src.c for why fmad is off. */
+/* Options every compile uses; see kernels.cu for why fmad is off. */
 #define NR_NVRTC_FIXED_OPTIONS "--fmad=false --generate-line-info"
 
 static int read_log(nvrtcProgram prog, char **log)
@@ -126,6 +184,7 @@ int nr_nvrtc_compile(const char *source, const char *name, int major, int minor,
                      nr_error *e)
 {
     memset(out, 0, sizeof *out);
+    if (nvrtc_load(e)) return -1;
     double start = seconds_now();
     int arch = 0, ptx = 0;
     if (pick_arch(major * 10 + minor, &arch, &ptx, e) != 0) return -1;
@@ -264,6 +323,8 @@ int nr_nvrtc_compile_cached(const char *source, const char *name, int major, int
 {
     char path[NR_PATH_MAX];
     nr_error why;
+    memset(out, 0, sizeof *out);
+    if (nvrtc_load(e)) return -1;
     uint64_t key = cache_key(source, major, minor);
     int have_path = cache_path(path, sizeof path, key, major, minor, &why) == 0;
     if (cache_note && note_cap) cache_note[0] = '\0';

@@ -70,7 +70,10 @@ else
 fi
 say "OpenMP: ${OMP:-none}"
 
-CUDA_SRC="runtime/cuda/nvrtc.c runtime/cuda/kernels_src.c"
+# The kernels' source, embedded as the build embeds it (scripts/embed-cuda).
+sh scripts/embed-cuda nr_cuda_kernels_embedded runtime/cuda/kernels.cu runtime/cuda/kernels.cu > "$BUILD/kernels_embed.c" || {
+    say "embed-cuda failed"; exit 1; }
+CUDA_SRC="runtime/cuda/nvrtc.c runtime/cuda/kernels.c $BUILD/kernels_embed.c"
 CPU_SRC="runtime/cpu/ops.c runtime/cpu/loss.c runtime/optim.c runtime/rng.c runtime/nr_error.c"
 build() { # name command...
     local name=$1; shift

@@ -1,0 +1,252 @@
+/* The CPU backend behind runtime/backend.h: the layers of runtime/cpu/ops.c
+ * through nr_model, the optimizers of runtime/optim.c, and the batch
+ * preparation of runtime/preprocess.c, split across OpenMP threads. */
+#include "../backend.h"
+#include "../model.h"
+#include "../optim.h"
+#include "../preprocess.h"
+#include "ops.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct cpu_backend {
+    nr_backend base;
+    const nr_program *p;
+    nr_backend_config c;
+    nr_optim optim;
+    nr_loss loss;
+    nr_model m;
+    const nr_dataset *sets[NR_SET_COUNT];
+    float *optim_state, *sam_e, *dlogits;
+    size_t nstate;
+    int32_t *labels;
+    float *pre_scratch;           /* per thread */
+    size_t pre_scratch_each;
+    int nthreads;
+    nr_step_result *steps;        /* per slot of the epoch */
+} cpu_backend;
+
+static cpu_backend *cpu_of(nr_backend *b) { return (cpu_backend *)b; }
+
+static size_t image_size(const nr_program *p)
+{
+    return (size_t)p->data.channels * p->data.height * p->data.width;
+}
+
+static float *thread_scratch(cpu_backend *cb)
+{
+#ifdef _OPENMP
+    return cb->pre_scratch + (size_t)omp_get_thread_num() * cb->pre_scratch_each;
+#else
+    return cb->pre_scratch;
+#endif
+}
+
+static int cpu_upload(nr_backend *b, int set, const nr_dataset *ds, nr_error *e)
+{
+    if (set < 0 || set >= NR_SET_COUNT) return nr_fail(e, "no data set %d", set);
+    /* Borrowed: the driver keeps the set alive for the backend's lifetime. */
+    cpu_of(b)->sets[set] = ds;
+    return 0;
+}
+
+static void prepare_train_batch(cpu_backend *cb, const nr_batch *bt)
+{
+    const nr_program *p = cb->p;
+    const nr_dataset *ds = cb->sets[NR_SET_TRAIN];
+    size_t sz = image_size(p);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < bt->n; j++) {
+        uint32_t img = bt->image[j];
+        nr_stream st = nr_stream_make(cb->c.seed, NR_RNG_AUGMENT, bt->stream_a[j], img);
+        nr_preprocess(&p->data, bt->augment[j] ? &p->augment : NULL, ds->pixels + (size_t)img * sz,
+                      cb->m.act[0] + (size_t)j * sz, thread_scratch(cb), st);
+        cb->labels[j] = ds->labels[img];
+    }
+}
+
+/* Loss of one forward and backward pass over the prepared batch; the
+ * gradients are left in m.grads. */
+static double forward_backward(cpu_backend *cb, int n, int flags, uint32_t draw, int *correct)
+{
+    const float *out = nr_model_forward(&cb->m, n, flags, cb->c.seed, draw);
+    double loss = nr_loss_forward_backward(&cb->loss, n, cb->p->classes, out, cb->labels, cb->dlogits, correct);
+    if (isfinite(loss)) nr_model_backward(&cb->m, n, cb->dlogits);
+    return loss;
+}
+
+static int cpu_train_step(nr_backend *b, const nr_batch *bt, nr_error *e)
+{
+    cpu_backend *cb = cpu_of(b);
+    nr_model *m = &cb->m;
+    if (bt->slot < 0 || bt->slot >= cb->c.max_steps) return nr_fail(e, "step slot %ld out of range", bt->slot);
+    if (!cb->sets[NR_SET_TRAIN]) return nr_fail(e, "no training set uploaded");
+    prepare_train_batch(cb, bt);
+    nr_step_result *res = &cb->steps[bt->slot];
+    res->correct = 0;
+    res->loss = forward_backward(cb, bt->n, NR_TRAINING | NR_UPDATE_STATS, (uint32_t)(2 * bt->step), &res->correct);
+    if (!isfinite(res->loss)) return 0;
+    if (cb->optim.sam) {
+        /* SAM: gradient again at the sharpest nearby point, BatchNorm's
+         * running statistics left as the first pass set them. */
+        nr_sam_perturb(&cb->optim, m->params, m->grads, cb->sam_e, m->nparams);
+        double loss2 = forward_backward(cb, bt->n, NR_TRAINING, (uint32_t)(2 * bt->step + 1), NULL);
+        nr_sam_restore(m->params, cb->sam_e, m->nparams);
+        if (!isfinite(loss2)) {
+            res->loss = loss2;
+            return 0;
+        }
+    }
+    nr_optim_step(&cb->optim, bt->lr, bt->step + 1, m->params, m->grads, cb->optim_state, m->nparams);
+    return 0;
+}
+
+static int cpu_read_steps(nr_backend *b, long first, long count, nr_step_result *out, nr_error *e)
+{
+    cpu_backend *cb = cpu_of(b);
+    if (first < 0 || count < 0 || first + count > cb->c.max_steps)
+        return nr_fail(e, "steps %ld..%ld out of range", first, first + count);
+    memcpy(out, cb->steps + first, (size_t)count * sizeof *out);
+    return 0;
+}
+
+static void prepare_eval_batch(cpu_backend *cb, const nr_eval *ev, int first, int n)
+{
+    const nr_program *p = cb->p;
+    const nr_dataset *ds = cb->sets[ev->set];
+    const nr_noise_test *nt = &p->noise;
+    size_t sz = image_size(p);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; j++) {
+        uint32_t img = ev->idx ? ev->idx[first + j] : (uint32_t)(first + j);
+        const uint8_t *px = ds->pixels + (size_t)img * sz;
+        float *out = cb->m.act[0] + (size_t)j * sz;
+        if (ev->noise_level < 0) {
+            nr_preprocess(&p->data, NULL, px, out, thread_scratch(cb), nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
+        } else {
+            nr_stream st = nr_noise_stream(nt, ev->noise_level, img);
+            nr_preprocess_noisy(&p->data, nt, nt->std[ev->noise_level], px, out, st);
+        }
+        cb->labels[j] = ds->labels[img];
+    }
+}
+
+/* Index of the largest of n values. */
+static int32_t argmax(const float *v, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+static int cpu_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long *correct, int32_t *pred,
+                        nr_error *e)
+{
+    cpu_backend *cb = cpu_of(b);
+    int classes = cb->p->classes, batch = cb->c.batch;
+    if (ev->set < 0 || ev->set >= NR_SET_COUNT || !cb->sets[ev->set]) return nr_fail(e, "data set %d not uploaded", ev->set);
+    *loss_sum = 0;
+    *correct = 0;
+    for (int first = 0; first < ev->count; first += batch) {
+        int n = ev->count - first < batch ? ev->count - first : batch;
+        prepare_eval_batch(cb, ev, first, n);
+        const float *out = nr_model_forward(&cb->m, n, 0, cb->c.seed, 0);
+        if (pred)
+            for (int j = 0; j < n; j++) pred[first + j] = argmax(out + (size_t)j * classes, classes);
+        int c = 0;
+        *loss_sum += n * nr_loss_forward_backward(&cb->loss, n, classes, out, cb->labels, NULL, &c);
+        *correct += c;
+    }
+    return 0;
+}
+
+static int check_counts(cpu_backend *cb, const nr_host_state *s, nr_error *e)
+{
+    if (s->nparams != cb->m.nparams || s->nbuffers != cb->m.nbuffers || s->noptim != cb->nstate)
+        return nr_fail(e, "state of %zu/%zu/%zu floats handed to a model of %zu/%zu/%zu", s->nparams, s->nbuffers,
+                       s->noptim, cb->m.nparams, cb->m.nbuffers, cb->nstate);
+    return 0;
+}
+
+static int cpu_get_state(nr_backend *b, nr_host_state *s, nr_error *e)
+{
+    cpu_backend *cb = cpu_of(b);
+    if (check_counts(cb, s, e)) return -1;
+    memcpy(s->params, cb->m.params, s->nparams * sizeof(float));
+    memcpy(s->buffers, cb->m.buffers, s->nbuffers * sizeof(float));
+    if (s->noptim) memcpy(s->optim, cb->optim_state, s->noptim * sizeof(float));
+    return 0;
+}
+
+static int cpu_set_state(nr_backend *b, const nr_host_state *s, nr_error *e)
+{
+    cpu_backend *cb = cpu_of(b);
+    if (check_counts(cb, s, e)) return -1;
+    memcpy(cb->m.params, s->params, s->nparams * sizeof(float));
+    memcpy(cb->m.buffers, s->buffers, s->nbuffers * sizeof(float));
+    if (s->noptim) memcpy(cb->optim_state, s->optim, s->noptim * sizeof(float));
+    return 0;
+}
+
+static void cpu_destroy(nr_backend *b)
+{
+    cpu_backend *cb = cpu_of(b);
+    nr_model_free(&cb->m);
+    nr_free(cb->optim_state);
+    nr_free(cb->sam_e);
+    nr_free(cb->dlogits);
+    nr_free(cb->labels);
+    nr_free(cb->pre_scratch);
+    nr_free(cb->steps);
+    free(cb);
+}
+
+static const nr_backend_ops cpu_ops = {
+    cpu_upload, cpu_train_step, cpu_read_steps, cpu_evaluate, cpu_get_state, cpu_set_state, cpu_destroy,
+};
+
+nr_backend *nr_cpu_backend_open(const nr_backend_config *c, nr_error *e)
+{
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb) {
+        nr_fail(e, "out of memory");
+        return NULL;
+    }
+    cb->base.ops = &cpu_ops;
+    cb->base.cheap_reads = 1;
+    cb->p = c->p;
+    cb->c = *c;
+    cb->optim = *c->optim;
+    cb->loss = *c->loss;
+#ifdef _OPENMP
+    cb->nthreads = omp_get_max_threads();
+#else
+    cb->nthreads = 1;
+#endif
+    snprintf(cb->base.device, sizeof cb->base.device, "cpu (%d thread%s)", cb->nthreads, cb->nthreads == 1 ? "" : "s");
+    if (nr_model_init(&cb->m, c->p, c->batch, e)) {
+        free(cb);
+        return NULL;
+    }
+    cb->nstate = nr_optim_state_count(&cb->optim, cb->m.nparams);
+    cb->optim_state = nr_zalloc((cb->nstate ? cb->nstate : 1) * sizeof(float));
+    cb->sam_e = cb->optim.sam ? nr_zalloc(cb->m.nparams * sizeof(float)) : NULL;
+    cb->dlogits = nr_zalloc((size_t)c->batch * c->p->classes * sizeof(float));
+    cb->labels = nr_zalloc((size_t)c->batch * sizeof *cb->labels);
+    cb->pre_scratch_each = nr_preprocess_scratch(&c->p->data, &c->p->augment) + 16;
+    cb->pre_scratch = nr_zalloc(cb->pre_scratch_each * (size_t)cb->nthreads * sizeof(float));
+    cb->steps = nr_zalloc((size_t)(c->max_steps > 0 ? c->max_steps : 1) * sizeof *cb->steps);
+    if (!cb->optim_state || (cb->optim.sam && !cb->sam_e) || !cb->dlogits || !cb->labels || !cb->pre_scratch ||
+        !cb->steps) {
+        cpu_destroy(&cb->base);
+        nr_fail(e, "out of memory for batches of %d", c->batch);
+        return NULL;
+    }
+    return &cb->base;
+}
