@@ -165,6 +165,13 @@ for page in $pages; do
         echo "Bail out! cannot read the examples of $page"
         exit 99
     fi
+    # A page with no example found means the markers or this script broke,
+    # not that there is nothing to run: it fails.
+    if [ "$(wc -l < "$tmp/list")" = "$n" ]; then
+        n=$((n + 1))
+        echo "no .EX/.EE example found in $page" > "$tmp/ex/$n.err"
+        printf '%d\t%s\t0\tbroken\n' "$n" "$page" >> "$tmp/list"
+    fi
     n=$(wc -l < "$tmp/list")
 done
 

@@ -10,11 +10,9 @@ srcdir=${srcdir:-.}
 netc=${NETC:-$PWD/compiler/netc}
 case $netc in /*) ;; *) netc=$PWD/$netc ;; esac
 cd "$srcdir" || exit 99
+. tests/lib.sh
 fashion=${NETC_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-if [ ! -r "$fashion/train-images-idx3-ubyte.gz" ]; then
-    echo "1..0 # SKIP no Fashion-MNIST at $fashion (scripts/install-deps installs dataset-fashion-mnist)"
-    exit 0
-fi
+need_fashion_mnist "$fashion"
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 

@@ -31,13 +31,26 @@ for f in models/*.net tests/fixtures/cuda_*.net; do
         continue
     fi
     "$driver" "$tmp/$name.cu" "$name" > "$tmp/out" 2>&1
+    rc=$?
+    lines=0 bad=0
     while IFS= read -r line; do
         case $line in
-            "ok - "*) n=$((n + 1)); echo "ok $n - ${line#ok - }" ;;
-            "not ok - "*) n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - ${line#not ok - }" ;;
+            "ok - "*) n=$((n + 1)); lines=$((lines + 1)); echo "ok $n - ${line#ok - }" ;;
+            "not ok - "*) n=$((n + 1)); lines=$((lines + 1)); bad=$((bad + 1)); echo "not ok $n - ${line#not ok - }" ;;
             *) echo "$line" ;;
         esac
     done < "$tmp/out"
+    failed=$((failed + bad))
+    # The driver's exit status counts too: a crash before or after its lines,
+    # or fewer lines than the two architectures, fails even if all it printed was ok.
+    if [ "$rc" != 0 ] && [ "$bad" = 0 ] || [ "$lines" != 2 ]; then
+        n=$((n + 1)); failed=$((failed + 1))
+        echo "not ok $n - $name: $driver exited with status $rc after $lines of 2 result lines"
+    fi
 done
+if [ "$n" = 0 ]; then
+    echo "Bail out! no models/*.net in $PWD: nothing to compile"
+    exit 99
+fi
 echo "1..$n"
 [ "$failed" = 0 ]

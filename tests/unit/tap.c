@@ -1,17 +1,43 @@
 #include "tap.h"
 #include <CUnit/TestRun.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static unsigned tap_count;
 static unsigned tap_failed;
+/* The running test's skip reason; empty when it was not skipped. */
+static char tap_skip_reason[256];
+
+int tap_in_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && *ci && strcmp(ci, "false") != 0 && strcmp(ci, "0") != 0;
+}
+
+void tap_skip_unless_ci(const char *reason, const char *file, unsigned line)
+{
+    if (tap_in_ci()) {
+        char why[320];
+        snprintf(why, sizeof why, "CI is set, so this must not be skipped: %s", reason);
+        CU_assertImplementation(CU_FALSE, line, why, file, "", CU_FALSE);
+        return;
+    }
+    snprintf(tap_skip_reason, sizeof tap_skip_reason, "%s", reason);
+}
 
 static void on_test_complete(const CU_pTest test, const CU_pSuite suite, const CU_pFailureRecord failure)
 {
     tap_count++;
     if (!failure) {
-        printf("ok %u - %s: %s\n", tap_count, suite->pName, test->pName);
+        if (tap_skip_reason[0])
+            printf("ok %u - %s: %s # SKIP %s\n", tap_count, suite->pName, test->pName, tap_skip_reason);
+        else
+            printf("ok %u - %s: %s\n", tap_count, suite->pName, test->pName);
+        tap_skip_reason[0] = '\0';
         return;
     }
+    tap_skip_reason[0] = '\0';
     tap_failed++;
     printf("not ok %u - %s: %s\n", tap_count, suite->pName, test->pName);
     for (CU_pFailureRecord f = failure; f; f = f->pNext)
