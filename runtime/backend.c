@@ -18,6 +18,14 @@ void nr_state_counts(const nr_program *p, const nr_optim *o, size_t *nparams, si
     *noptim = nr_optim_state_count(o, np);
 }
 
+int nr_state_check(const nr_host_state *s, size_t nparams, size_t nbuffers, size_t noptim, nr_error *e)
+{
+    if (s->nparams != nparams || s->nbuffers != nbuffers || s->noptim != noptim)
+        return nr_fail(e, "state of %zu/%zu/%zu floats handed to a model of %zu/%zu/%zu", s->nparams, s->nbuffers,
+                       s->noptim, nparams, nbuffers, noptim);
+    return 0;
+}
+
 nr_stream nr_noise_stream(const nr_noise_test *t, int level, uint32_t img)
 {
     uint32_t a = t->same_noise ? 0 : (uint32_t)level;

@@ -102,6 +102,8 @@ struct nr_backend {
 
 /* Sizes of the host state of a program (nr_host_state's counts). */
 void nr_state_counts(const nr_program *p, const nr_optim *o, size_t *nparams, size_t *nbuffers, size_t *noptim);
+/* -1 (with e) unless s has exactly these counts: a backend's get/set_state check. */
+int nr_state_check(const nr_host_state *s, size_t nparams, size_t nbuffers, size_t noptim, nr_error *e);
 
 /* Opens the backend `choice` asks for: auto takes a usable GPU, else the CPU
  * (saying why in b->why). NETC_CUDA=emu makes `cuda` (and auto) the emulator. */

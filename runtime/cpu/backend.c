@@ -3,6 +3,7 @@
  * preparation of runtime/preprocess.c, split across OpenMP threads. */
 #include "../backend.h"
 #include "../model.h"
+#include "../nr_math.h"
 #include "../optim.h"
 #include "../preprocess.h"
 #include "ops.h"
@@ -136,15 +137,6 @@ static void prepare_eval_batch(cpu_backend *cb, const nr_eval *ev, int first, in
     }
 }
 
-/* Index of the largest of n values. */
-static int32_t argmax(const float *v, int n)
-{
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
 static int cpu_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long *correct, int32_t *pred,
                         nr_error *e)
 {
@@ -158,7 +150,7 @@ static int cpu_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long
         prepare_eval_batch(cb, ev, first, n);
         const float *out = nr_model_forward(&cb->m, n, 0, cb->c.seed, 0);
         if (pred)
-            for (int j = 0; j < n; j++) pred[first + j] = argmax(out + (size_t)j * classes, classes);
+            for (int j = 0; j < n; j++) pred[first + j] = nr_argmax_row(out + (size_t)j * classes, classes);
         int c = 0;
         *loss_sum += n * nr_loss_forward_backward(&cb->loss, n, classes, out, cb->labels, NULL, &c);
         *correct += c;
@@ -166,18 +158,10 @@ static int cpu_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long
     return 0;
 }
 
-static int check_counts(cpu_backend *cb, const nr_host_state *s, nr_error *e)
-{
-    if (s->nparams != cb->m.nparams || s->nbuffers != cb->m.nbuffers || s->noptim != cb->nstate)
-        return nr_fail(e, "state of %zu/%zu/%zu floats handed to a model of %zu/%zu/%zu", s->nparams, s->nbuffers,
-                       s->noptim, cb->m.nparams, cb->m.nbuffers, cb->nstate);
-    return 0;
-}
-
 static int cpu_get_state(nr_backend *b, nr_host_state *s, nr_error *e)
 {
     cpu_backend *cb = cpu_of(b);
-    if (check_counts(cb, s, e)) return -1;
+    if (nr_state_check(s, cb->m.nparams, cb->m.nbuffers, cb->nstate, e)) return -1;
     memcpy(s->params, cb->m.params, s->nparams * sizeof(float));
     memcpy(s->buffers, cb->m.buffers, s->nbuffers * sizeof(float));
     if (s->noptim) memcpy(s->optim, cb->optim_state, s->noptim * sizeof(float));
@@ -187,7 +171,7 @@ static int cpu_get_state(nr_backend *b, nr_host_state *s, nr_error *e)
 static int cpu_set_state(nr_backend *b, const nr_host_state *s, nr_error *e)
 {
     cpu_backend *cb = cpu_of(b);
-    if (check_counts(cb, s, e)) return -1;
+    if (nr_state_check(s, cb->m.nparams, cb->m.nbuffers, cb->nstate, e)) return -1;
     memcpy(cb->m.params, s->params, s->nparams * sizeof(float));
     memcpy(cb->m.buffers, s->buffers, s->nbuffers * sizeof(float));
     if (s->noptim) memcpy(cb->optim_state, s->optim, s->noptim * sizeof(float));

@@ -19,6 +19,7 @@
  * and stream numbers cross the bus. */
 #include "config.h"
 #include "../backend.h"
+#include "../nr_math.h"
 #include "../cpu/ops.h"
 #include "../optim.h"
 #include "emu_load.h"
@@ -227,15 +228,6 @@ static int upload_eval_indices(cuda_backend *cb, const nr_eval *ev, nr_dptr *idx
     return nr_gpu_upload(&cb->g, cb->eval_idx, ev->idx, (size_t)ev->count * sizeof(uint32_t), e);
 }
 
-/* Index of the largest of n values. */
-static int32_t argmax(const float *v, int n)
-{
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
 static int cuda_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long *correct, int32_t *pred,
                          nr_error *e)
 {
@@ -262,7 +254,7 @@ static int cuda_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, lon
         if (pred) {
             if (nr_gpu_download(&cb->g, cb->h_logits, cb->act[cb->nl], (size_t)n * classes * sizeof(float), e))
                 return -1;
-            for (int j = 0; j < n; j++) pred[first + j] = argmax(cb->h_logits + (size_t)j * classes, classes);
+            for (int j = 0; j < n; j++) pred[first + j] = nr_argmax_row(cb->h_logits + (size_t)j * classes, classes);
         }
         *loss_sum += n * loss;
         *correct += c;
@@ -270,18 +262,10 @@ static int cuda_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, lon
     return 0;
 }
 
-static int check_counts(const cuda_backend *cb, const nr_host_state *s, nr_error *e)
-{
-    if (s->nparams != cb->nparams || s->nbuffers != cb->nbuffers || s->noptim != cb->nstate)
-        return nr_fail(e, "state of %zu/%zu/%zu floats handed to a model of %zu/%zu/%zu", s->nparams, s->nbuffers,
-                       s->noptim, cb->nparams, cb->nbuffers, cb->nstate);
-    return 0;
-}
-
 static int cuda_get_state(nr_backend *b, nr_host_state *s, nr_error *e)
 {
     cuda_backend *cb = cuda_of(b);
-    if (check_counts(cb, s, e) || nr_gpu_download(&cb->g, s->params, cb->params, s->nparams * sizeof(float), e) ||
+    if (nr_state_check(s, cb->nparams, cb->nbuffers, cb->nstate, e) || nr_gpu_download(&cb->g, s->params, cb->params, s->nparams * sizeof(float), e) ||
         nr_gpu_download(&cb->g, s->buffers, cb->buffers, s->nbuffers * sizeof(float), e))
         return -1;
     return s->noptim ? nr_gpu_download(&cb->g, s->optim, cb->state, s->noptim * sizeof(float), e) : 0;
@@ -290,7 +274,7 @@ static int cuda_get_state(nr_backend *b, nr_host_state *s, nr_error *e)
 static int cuda_set_state(nr_backend *b, const nr_host_state *s, nr_error *e)
 {
     cuda_backend *cb = cuda_of(b);
-    if (check_counts(cb, s, e) || nr_gpu_upload(&cb->g, cb->params, s->params, s->nparams * sizeof(float), e) ||
+    if (nr_state_check(s, cb->nparams, cb->nbuffers, cb->nstate, e) || nr_gpu_upload(&cb->g, cb->params, s->params, s->nparams * sizeof(float), e) ||
         nr_gpu_upload(&cb->g, cb->buffers, s->buffers, s->nbuffers * sizeof(float), e))
         return -1;
     return s->noptim ? nr_gpu_upload(&cb->g, cb->state, s->optim, s->noptim * sizeof(float), e) : 0;
