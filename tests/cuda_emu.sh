@@ -130,6 +130,23 @@ else
     report fail "$name: graph replay and kernel-by-kernel launches give bit-identical steps and weights" "$tmp/nograph.log"
 fi
 
+# The NaN stop, read lazily on the GPU: exit status 3, naming the same step as the CPU.
+nanprog=$tmp/lenet_nan
+if "$netc" -D act=relu -D opt=sgd -D lr=1e30 models/lenet5_fashion.net -o "$nanprog" > "$tmp/nan.log" 2>&1; then
+    "$nanprog" train --device cpu "${common[@]}" --out "$tmp/nan-cpu" > "$tmp/nan-cpu.out" 2>&1
+    cpu_rc=$?
+    NETC_CUDA=emu "$nanprog" train --device cuda "${common[@]}" --out "$tmp/nan-gpu" > "$tmp/nan-gpu.out" 2>&1
+    gpu_rc=$?
+    cpu_at=$(grep -o "loss became [a-zA-Z]* at epoch [0-9]*, step [0-9]*" "$tmp/nan-cpu.out")
+    gpu_at=$(grep -o "loss became [a-zA-Z]* at epoch [0-9]*, step [0-9]*" "$tmp/nan-gpu.out")
+    cat "$tmp/nan-cpu.out" "$tmp/nan-gpu.out" >> "$tmp/nan.log"
+    if [ $cpu_rc = 3 ] && [ $gpu_rc = 3 ] && [ -n "$gpu_at" ] && [ "$cpu_at" = "$gpu_at" ]
+    then report ok "a diverging run stops with status 3 on the emulated GPU at the CPU's step ($gpu_at)"
+    else report fail "a diverging run stops with status 3 on the emulated GPU at the CPU's step (exits $cpu_rc, $gpu_rc)" "$tmp/nan.log"; fi
+else
+    report fail "a diverging run stops with status 3 on the emulated GPU at the CPU's step (netc failed)" "$tmp/nan.log"
+fi
+
 # Exact resume on the emulated GPU: 1 epoch + 1 resumed = 2 epochs straight.
 name=lenet5_mnist
 two=(--data "$tmp/data" --batch 8 --train-limit 64 --test-limit 16 --threads 1 --quiet)
