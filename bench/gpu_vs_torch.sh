@@ -22,12 +22,12 @@
 # the numbers mean nothing. --libdir: the libraries netc's programs link
 # (tests/gpu/run.sh passes .gpukit's); used for them only, never for Python.
 # --data: a root holding mnist/ and cifar10/ (scripts/get-data puts them
-# there); default ./data.
+# there); default ./data. --out: default $TMPDIR/netc-bench-gpu.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 netc=$here/compiler/netc
 [ -x "$netc" ] || netc=$here/.gpukit/build/compiler/netc
-data=$here/data out=$here/bench-gpu python=${PYTHON:-} libdir="" epochs=2 dry=0 train_limit="" deadline=600
+data=$here/data out=${TMPDIR:-/tmp}/netc-bench-gpu python=${PYTHON:-} libdir="" epochs=2 dry=0 train_limit="" deadline=600
 while [ $# -gt 0 ]; do
     case $1 in
     --netc) netc=$2; shift 2 ;;
@@ -79,7 +79,7 @@ cache=$out/xdg-cache
 rm -rf "$cache"
 mkdir -p "$cache"
 for pass in cold cached; do
-    XDG_CACHE_HOME=$cache timeout "$(($(left) > 60 ? 60 : $(left)))" "${netenv[@]}" "$out/lenet5_mnist" train \
+    XDG_CACHE_HOME=$cache timeout "$(($(left) > 60 ? 60 : ($(left) > 5 ? $(left) : 5)))" "${netenv[@]}" "$out/lenet5_mnist" train \
         --device cuda --epochs 1 --train-limit 64 --test-limit 64 --data "$data" --out "$out/run-nvrtc-$pass" \
         >"$out/nvrtc-$pass.log" 2>&1 || { tail -5 "$out/nvrtc-$pass.log"; status=1; }
     echo "nvrtc $pass: $(kernels_line "$out/nvrtc-$pass.log")"

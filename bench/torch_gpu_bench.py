@@ -96,6 +96,7 @@ def sync(device):
 
 def epochs_user(make, lr, loss_fn, x, y, batch, epochs, device):
     from torch.utils.data import DataLoader, TensorDataset
+    torch.backends.cudnn.benchmark = False   # the default users run with (best mode turns it on)
     model = make().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)

@@ -41,7 +41,7 @@
 #                  "Device not supported" (gVisor), is absent, or runs out of
 #                  time (a timeout here is a skip: these run last)
 #
-# Output (in $OUT when set, else ./gpu-results): run.log (everything printed),
+# Output (in $OUT when set, else /tmp/netc-gpu/results): run.log (everything printed),
 # results.json (machine, every step's status, seconds and numbers, the
 # bench's JSON), bench.json, logs.tar.gz (each step's own log and step
 # files), summary.txt; the last line printed is "N passed, M failed, K skipped".
@@ -55,7 +55,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 KIT=$ROOT/.gpukit
-OUT_DIR=${OUT:-$ROOT/gpu-results}
+OUT_DIR=${OUT:-${NETC_GPU_WORK:-/tmp/netc-gpu}/results}
 WORK=${NETC_GPU_WORK:-/tmp/netc-gpu}
 DRY=${NETC_GPU_DRYRUN:-0}
 deadline=420 train_limit="" test_limit="" bench=1
@@ -89,8 +89,9 @@ record() { # step pass|fail|skip seconds detail
     say "$1: $(echo "$2" | tr a-z A-Z)${4:+ - $4} (${3} s)"
 }
 # The time a step may take: what it asks for, never past the deadline (10 s kept for the summary).
-budget() { # wanted
+budget() { # wanted (never 0, which would mean no limit to timeout)
     local l=$(($(left) - 10))
+    [ "$l" -ge 5 ] || l=5
     [ "$1" -lt "$l" ] && echo "$1" || echo "$l"
 }
 # Runs a command under timeout into LOGS/name.log; sets rc and took.
@@ -132,7 +133,7 @@ step_kit() {
     local ok=1 d
     for d in mnist cifar10; do
         # A copy unpacked by an earlier run is verified by get-data and kept.
-        run_logged "get-data-$d" "$(budget 120)" scripts/get-data --offline "$d" "$DATA" || true
+        run_logged "get-data-$d" "$(budget 120)" bash scripts/get-data --offline "$d" "$DATA" || true
         if [ "$rc" != 0 ]; then ok=0; note "get-data $d failed:"; tail -5 "$LOGS/get-data-$d.log"; fi
     done
     if [ $ok = 1 ]; then record kit pass $((SECONDS - start)) "data in $DATA${LIBDIR:+; libraries in $LIBDIR}"
@@ -407,7 +408,7 @@ step_bench() {
     rm -rf "$WORK/bench"
     args+=(--deadline $((limit - 5)))
     [ -n "$LIBDIR$CUDA_EXTRA_LIBDIR" ] && args+=(--libdir "$LIBDIR${CUDA_EXTRA_LIBDIR:+:$CUDA_EXTRA_LIBDIR}")   # netc's programs only
-    run_logged bench "$limit" bench/gpu_vs_torch.sh "${args[@]}"
+    run_logged bench "$limit" bash bench/gpu_vs_torch.sh "${args[@]}"
     sed -n '/^| /p;/^note/p;/^target/p' "$LOGS/bench.log"
     if [ "$rc" = 0 ] && [ -s "$WORK/bench/bench.json" ]; then
         cp "$WORK/bench/bench.json" "$OUT_DIR/bench.json"
@@ -445,9 +446,9 @@ step racecheck step_sanitizer racecheck
 # ---- summary ----------------------------------------------------------------
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\000-\037')"; }
 {
-    printf '{\n  "started": %s,\n  "dry_run": %s,\n  "gpu": %s,\n  "netc": %s,\n  "kit": %s,\n' \
+    printf '{\n  "started": %s,\n  "dry_run": %s,\n  "gpu": %s,\n  "kernel": %s,\n  "netc": %s,\n  "kit": %s,\n' \
         "$(json_str "$started_at")" "$([ "$DRY" = 1 ] && [ $HAVE_GPU = 0 ] && echo true || echo false)" \
-        "$(json_str "$GPU_DESC")" "$(json_str "$build_note")" "$(json_str "$kit_note")"
+        "$(json_str "$GPU_DESC")" "$(json_str "$(uname -r) (4.4.0 is gVisor)")" "$(json_str "$build_note")" "$(json_str "$kit_note")"
     printf '  "deadline_s": %s,\n  "elapsed_s": %s,\n  "limits": %s,\n  "steps": [\n' "$deadline" "$SECONDS" \
         "$(json_str "$(limits)")"
     sep=""
