@@ -39,6 +39,35 @@ void diag_free(diag_list *dl)
     memset(dl, 0, sizeof *dl);
 }
 
+/* Messages echo what the user wrote; a token of a megabyte (a long
+ * literal, a pasted blob) would drown the message. Each run of more than
+ * LONG_WORD characters without a space keeps its first KEPT_HEAD, then
+ * "...", then its closing quote or bracket if it had one. In place: the
+ * result is never longer. */
+enum { LONG_WORD = 80, KEPT_HEAD = 60 };
+
+static void shorten_long_words(char *msg)
+{
+    char *in = msg, *out = msg;
+    while (*in) {
+        size_t run = strcspn(in, " \n");
+        if (run > LONG_WORD) {
+            char last = in[run - 1];
+            memmove(out, in, KEPT_HEAD);
+            out += KEPT_HEAD;
+            memcpy(out, "...", 3);
+            out += 3;
+            if (strchr("'\")]", last)) *out++ = last;
+        } else {
+            memmove(out, in, run);
+            out += run;
+        }
+        in += run;
+        if (*in) *out++ = *in++;
+    }
+    *out = '\0';
+}
+
 diag *diag_add(diag_list *dl, diag_severity sev, loc where, const char *fmt, ...)
 {
     if (sev == DIAG_WARNING && dl->warnings_are_errors) sev = DIAG_ERROR;
@@ -62,6 +91,7 @@ diag *diag_add(diag_list *dl, diag_severity sev, loc where, const char *fmt, ...
     d->where = where;
     d->severity = sev;
     d->message = sb_steal(&sb);
+    shorten_long_words(d->message);
     d->hint = NULL;
     return d;
 }
@@ -77,6 +107,7 @@ void diag_hint(diag *d, const char *fmt, ...)
     va_end(ap);
     free(d->hint);
     d->hint = sb_steal(&sb);
+    shorten_long_words(d->hint);
 }
 
 int diag_has_errors(const diag_list *dl) { return dl->errors > 0; }
@@ -130,6 +161,8 @@ static const char *line_start(const source *src, int line)
     return p;
 }
 
+enum { QUOTE_WIDTH = 160 };
+
 /* Prints the quoted line with tabs shown as one space and unprintable bytes
  * as '?', so the caret line below stays aligned column for column. */
 static void render_quote(const diag *d, FILE *out, int color)
@@ -141,21 +174,32 @@ static void render_quote(const diag *d, FILE *out, int color)
     const char *end = w->src->text + w->src->len;
     const char *eol = p;
     while (eol < end && *eol != '\n') eol++;
-    int width = (int)(eol - p);
+    long width = (long)(eol - p);
     if (width > 0 && p[width - 1] == '\r') width--;
+    long col = w->col > 0 ? w->col : 1;
+    long last = (w->end_line == w->line && w->end_col >= col) ? w->end_col : col;
+    if (last > width) last = width > col ? width : col;
+    /* A very long line is quoted as a window around the caret, its cuts
+     * marked "...", so that the caret line stays short and aligned. */
+    long from = 0, to = width;
+    if (width > QUOTE_WIDTH) {
+        from = col - 1 > QUOTE_WIDTH / 4 ? col - 1 - QUOTE_WIDTH / 4 : 0;
+        to = from + QUOTE_WIDTH < width ? from + QUOTE_WIDTH : width;
+        if (last > to) last = to;
+    }
     fprintf(out, "%5d | ", w->line);
-    for (int i = 0; i < width; i++) {
+    int lead = from > 0 ? 3 : 0;
+    if (lead) fputs("...", out);
+    for (long i = from; i < to; i++) {
         unsigned char c = (unsigned char)p[i];
         fputc(c == '\t' ? ' ' : (c < 32 || c == 127) ? '?' : c, out);
     }
+    if (to < width) fputs("...", out);
     fputs("\n      | ", out);
-    int col = w->col > 0 ? w->col : 1;
-    int last = (w->end_line == w->line && w->end_col >= col) ? w->end_col : col;
-    if (last > width) last = width > col ? width : col;
-    for (int i = 1; i < col; i++) fputc(' ', out);
+    for (long i = 1; i < col - from + lead; i++) fputc(' ', out);
     if (color) fputs("\033[1;32m", out);
     fputc('^', out);
-    for (int i = col; i < last; i++) fputc('~', out);
+    for (long i = col; i < last; i++) fputc('~', out);
     if (color) fputs("\033[0m", out);
     fputc('\n', out);
 }

@@ -43,13 +43,22 @@ static void c_float(strbuf *out, double v)
     sb_puts(out, buf);
 }
 
-static const char *const kind_names[] = {
-    [L_CONV] = "NR_CONV", [L_DENSE] = "NR_DENSE", [L_MAXPOOL] = "NR_MAXPOOL",
-    [L_AVGPOOL] = "NR_AVGPOOL", [L_BATCHNORM] = "NR_BATCHNORM", [L_BATCHNORM1D] = "NR_BATCHNORM",
-    [L_BATCHNORM2D] = "NR_BATCHNORM", [L_DROPOUT] = "NR_DROPOUT", [L_FLATTEN] = "NR_FLATTEN",
-    [L_TANH] = "NR_TANH", [L_RELU] = "NR_RELU", [L_LEAKY_RELU] = "NR_LEAKY_RELU",
-    [L_SIGMOID] = "NR_SIGMOID", [L_SOFTMAX] = "NR_SOFTMAX", [L_LOG_SOFTMAX] = "NR_LOG_SOFTMAX",
-};
+/* "{ a, b, c }": n values of a list option; a list of one value stands
+ * for every one. */
+static void c_float_array(strbuf *out, const optval *o, int n)
+{
+    sb_putc(out, '{');
+    for (int j = 0; j < n; j++) {
+        sb_puts(out, j ? ", " : " ");
+        c_float(out, o->list[o->nlist == 1 ? 0 : j]);
+    }
+    sb_puts(out, " }");
+}
+
+/* The runtime's names of its layer kinds, from the list it declares them with. */
+#define KIND_NAME(k) "NR_" #k,
+static const char *const runtime_kind_names[NR_KIND_COUNT] = { NR_LAYER_KINDS(KIND_NAME) };
+#undef KIND_NAME
 
 static const char *const init_enums[] = {
     [INIT_PYTORCH] = "NR_INIT_PYTORCH", [INIT_XAVIER_UNIFORM] = "NR_INIT_XAVIER_UNIFORM",
@@ -71,7 +80,7 @@ static void emit_layer(strbuf *out, const ir_node *n, int model_init)
     layer_id k = layer_kind_of(o);
     sb_puts(out, "    {\n        .name = ");
     c_string(out, n->name);
-    sb_printf(out, ", .kind = %s,\n        ", kind_names[k]);
+    sb_printf(out, ", .kind = %s,\n        ", runtime_kind_names[layer_table[k].runtime_kind]);
     /* A dense layer under auto_flatten reads its image input as flat features. */
     shape in = n->in;
     if (k == L_DENSE && in.rank == 3) in = (shape){ 1, { shape_elems(&n->in), 0, 0 } };
@@ -229,18 +238,15 @@ static void emit_data(strbuf *out, const ir_program *p)
             sb_printf(out, ",\n        .resize = %d, .resize_bicubic = %d", ropt_int(op, RESIZE_SIZE),
                       ropt_int(op, RESIZE_MODE) == 1);
         } else {
+            /* The runtime reads both lists with one count: one mean for
+             * every channel and a std per channel is written out as
+             * per-channel lists. */
             const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
-            sb_printf(out, ",\n        .nnorm = %d, .mean = {", mean->nlist);
-            for (int j = 0; j < mean->nlist; j++) {
-                sb_puts(out, j ? ", " : " ");
-                c_float(out, mean->list[j]);
-            }
-            sb_puts(out, " }, .std = {");
-            for (int j = 0; j < std->nlist; j++) {
-                sb_puts(out, j ? ", " : " ");
-                c_float(out, std->list[j]);
-            }
-            sb_puts(out, " }");
+            int n = mean->nlist > std->nlist ? mean->nlist : std->nlist;
+            sb_printf(out, ",\n        .nnorm = %d, .mean = ", n);
+            c_float_array(out, mean, n);
+            sb_puts(out, ", .std = ");
+            c_float_array(out, std, n);
         }
     }
     sb_puts(out, ",\n    },\n");
@@ -338,6 +344,18 @@ static void emit_train(strbuf *out, const ir_program *p, const char *sfx)
     sb_puts(out, "    },\n");
 }
 
+/* The noise test's normalize, both lists written out to the same count (one
+ * value stands for every channel). */
+static void emit_noise_normalize(strbuf *out, const resolved *op)
+{
+    const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
+    int n = mean->nlist > std->nlist ? mean->nlist : std->nlist;
+    sb_printf(out, ",\n        .nnorm = %d, .norm_mean = ", n);
+    c_float_array(out, mean, n);
+    sb_puts(out, ", .norm_std = ");
+    c_float_array(out, std, n);
+}
+
 static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
 {
     const resolved *n = p->noise_test;
@@ -352,6 +370,7 @@ static void emit_noise(strbuf *out, const ir_program *p, const char *sfx)
         sb_puts(out, ", .hi = ");
         c_float(out, n->v[NT_CLAMP].list[1]);
     }
+    if (p->noise_normalize) emit_noise_normalize(out, p->noise_normalize);
     sb_puts(out, ",\n    },\n");
 }
 

@@ -20,7 +20,7 @@
  *
  * IR names reach the source only as identifiers made of [A-Za-z0-9_]. */
 #include "emit_cuda.h"
-#include "../runtime/cuda/device_common.h"
+#include "../runtime/cuda/block.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,699 +29,7 @@
  * kernel, no im2col buffer); above it im2col + cuBLAS is expected faster.
  * To be tuned on a GPU. */
 #define IMPLICIT_GEMM_MAX_MACS (1LL << 20)
-#define BLOCK 256
-
-static const char generic_source[] =
-    "/* ---- what every group's kernels share ------------------------------------------\n"
-    " * A group's constants are a struct G (below, one per group); the kernels are\n"
-    " * templates over it, instantiated once each by the extern \"C\" wrappers. */\n"
-    "\n"
-    "enum { ACT_NONE, ACT_TANH, ACT_RELU, ACT_LEAKY, ACT_SIGMOID };\n"
-    "enum { POOL_NONE, POOL_MAX, POOL_AVG };\n"
-    "/* Where a group's pre-activation value comes from. */\n"
-    "enum { SRC_CONV,        /* computed here: the conv as an implicit GEMM */\n"
-    "       SRC_GEMM_CONV,   /* cuBLAS output of an im2col conv, [O, N*OH*OW] */\n"
-    "       SRC_GEMM_DENSE,  /* cuBLAS output of a dense layer, [N, O] */\n"
-    "       SRC_INPUT };     /* the group's input itself, NCHW */\n"
-    "\n"
-    "enum { NR_RNG_DROPOUT = 4, NR_RNG_AUGMENT = 5, NR_RNG_NOISE_TEST = 6 };\n"
-    "\n"
-    "/* nr_stream_make of runtime/rng.c. */\n"
-    "__device__ nr_stream stream_make(u64 seed, u32 purpose, u32 a, u32 b)\n"
-    "{\n"
-    "    nr_stream s;\n"
-    "    s.key[0] = (u32)seed;\n"
-    "    s.key[1] = (u32)(seed >> 32);\n"
-    "    s.hi[0] = a;\n"
-    "    s.hi[1] = (purpose << 24) ^ b;\n"
-    "    return s;\n"
-    "}\n"
-    "\n"
-    "/* The CPU's branch-free selects test the sign bit: a NaN with it clear is positive. */\n"
-    "__device__ __forceinline__ bool positive_bits(float v) { return __float_as_int(v) > 0; }\n"
-    "\n"
-    "__device__ __forceinline__ float act_forward(int act, float x, float slope)\n"
-    "{\n"
-    "    switch (act) {\n"
-    "    case ACT_TANH: return tanhf(x);\n"
-    "    case ACT_RELU: return x > 0.0f ? x : 0.0f;\n"
-    "    case ACT_LEAKY: return positive_bits(x) ? x : x * slope;\n"
-    "    case ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));\n"
-    "    default: return x;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* saved is the activation's output, except for leaky relu: its input. */\n"
-    "__device__ __forceinline__ float act_backward(int act, float saved, float dy, float slope)\n"
-    "{\n"
-    "    switch (act) {\n"
-    "    case ACT_TANH: return dy * (1.0f - saved * saved);\n"
-    "    case ACT_RELU: return positive_bits(saved) ? dy : 0.0f;\n"
-    "    case ACT_LEAKY: return positive_bits(saved) ? dy : dy * slope;\n"
-    "    case ACT_SIGMOID: return dy * saved * (1.0f - saved);\n"
-    "    default: return dy;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* PyTorch's reflect padding: the edge pixel is not repeated. */\n"
-    "__device__ __forceinline__ int reflect_index(int i, int n)\n"
-    "{\n"
-    "    if (i < 0) i = -i;\n"
-    "    if (i >= n) i = 2 * n - 2 - i;\n"
-    "    return i;\n"
-    "}\n"
-    "\n"
-    "struct chain_args {\n"
-    "    const float *x;      /* SRC_CONV, SRC_INPUT: the group's input; SRC_GEMM_*: cuBLAS' output */\n"
-    "    const float *w, *b;  /* SRC_CONV: weights and bias (folded with BatchNorm at inference) */\n"
-    "    const float *bn;     /* BatchNorm: mean [O], 1/sqrt(var + eps) [O] */\n"
-    "    const float *gamma, *beta;\n"
-    "    float *saved;        /* training: what the backward pass needs (see SAVES), else NULL */\n"
-    "    float *mask;         /* training with dropout: the factor per output, else NULL (no dropout) */\n"
-    "    float *y;\n"
-    "    int n;\n"
-    "    nr_stream drop;\n"
-    "};\n"
-    "\n"
-    "/* The group's value at (img, o, oh, ow) before BatchNorm and activation. */\n"
-    "template <class G> __device__ __forceinline__ float produce(const chain_args &a, i64 img, int o, int oh, int ow)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    if (G::SRC == SRC_CONV) {\n"
-    "        const float *xi = a.x + img * G::C * G::H * G::W;\n"
-    "        const float *wo = a.w + (i64)o * G::C * G::KS * G::KS;\n"
-    "        float sum = 0.0f;\n"
-    "#pragma unroll 1\n"
-    "        for (int c = 0; c < G::C; c++)\n"
-    "            for (int ki = 0; ki < G::KS; ki++) {\n"
-    "                int ih = oh * G::STRIDE - G::PAD + ki;\n"
-    "                if (G::REFLECT) ih = reflect_index(ih, G::H);\n"
-    "                else if (ih < 0 || ih >= G::H) continue;\n"
-    "                for (int kj = 0; kj < G::KS; kj++) {\n"
-    "                    int iw = ow * G::STRIDE - G::PAD + kj;\n"
-    "                    if (G::REFLECT) iw = reflect_index(iw, G::W);\n"
-    "                    else if (iw < 0 || iw >= G::W) continue;\n"
-    "                    sum += xi[((i64)c * G::H + ih) * G::W + iw] * wo[(c * G::KS + ki) * G::KS + kj];\n"
-    "                }\n"
-    "            }\n"
-    "        return G::BIAS ? sum + a.b[o] : sum;\n"
-    "    }\n"
-    "    if (G::SRC == SRC_GEMM_CONV) {\n"
-    "        float v = a.x[(i64)o * a.n * PLANE + img * PLANE + oh * G::OW + ow];\n"
-    "        return G::BIAS ? v + a.b[o] : v;\n"
-    "    }\n"
-    "    if (G::SRC == SRC_GEMM_DENSE) {\n"
-    "        float v = a.x[img * G::O + o];\n"
-    "        return G::BIAS ? v + a.b[o] : v;\n"
-    "    }\n"
-    "    return a.x[(img * G::O + o) * PLANE + oh * G::OW + ow];\n"
-    "}\n"
-    "\n"
-    "/* One thread per output of the group: the producer's value at each position\n"
-    " * of the pooling window, BatchNorm, activation (kept in saved for the\n"
-    " * backward pass), the pooling, the dropout. */\n"
-    "template <class G> __device__ void chain_forward(const chain_args &a)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW, OUT = G::PH * G::PW;\n"
-    "    constexpr int WIN = G::POOL == POOL_NONE ? 1 : G::PK;\n"
-    "    GRID_STRIDE(i, (i64)a.n * G::O * OUT) {\n"
-    "        int pw = (int)(i % G::PW), ph = (int)(i / G::PW % G::PH), o = (int)(i / OUT % G::O);\n"
-    "        i64 img = i / ((i64)OUT * G::O);\n"
-    "        float scale = 1.0f, shift = 0.0f;\n"
-    "        if (G::BN) {\n"
-    "            scale = G::BN_AFFINE ? a.gamma[o] * a.bn[G::O + o] : a.bn[G::O + o];\n"
-    "            shift = (G::BN_AFFINE ? a.beta[o] : 0.0f) - a.bn[o] * scale;\n"
-    "        }\n"
-    "        float acc = G::POOL == POOL_MAX ? __int_as_float(0xff800000) : 0.0f;\n"
-    "        for (int r = 0; r < WIN; r++)\n"
-    "            for (int c = 0; c < WIN; c++) {\n"
-    "                int oh = G::POOL == POOL_NONE ? ph : ph * G::PS - G::PP + r;\n"
-    "                int ow = G::POOL == POOL_NONE ? pw : pw * G::PS - G::PP + c;\n"
-    "                if (oh < 0 || oh >= G::OH || ow < 0 || ow >= G::OW) continue;\n"
-    "                float z = produce<G>(a, img, o, oh, ow);\n"
-    "                if (G::BN) z = z * scale + shift;\n"
-    "                float v = act_forward(G::ACT, z, G::SLOPE);\n"
-    "                if (G::SAVES && a.saved) a.saved[(img * G::O + o) * PLANE + oh * G::OW + ow] = G::ACT == ACT_LEAKY ? z : v;\n"
-    "                if (G::POOL == POOL_MAX) {\n"
-    "                    if (v > acc || v != v) acc = v;\n"
-    "                } else {\n"
-    "                    acc += v;\n"
-    "                }\n"
-    "            }\n"
-    "        if (G::POOL == POOL_AVG) {\n"
-    "            int hs = ph * G::PS - G::PP, ws = pw * G::PS - G::PP;\n"
-    "            int he = min(hs + G::PK, G::OH + G::PP), we = min(ws + G::PK, G::OW + G::PP);\n"
-    "            acc = acc / (float)((he - hs) * (we - ws));\n"
-    "        }\n"
-    "        if (G::DROP && a.mask) {\n"
-    "            float f = nr_uniform(a.drop, (u64)i) < G::DROP_P ? 0.0f : G::DROP_KEEP;\n"
-    "            a.mask[i] = f;\n"
-    "            acc = acc * f;\n"
-    "        }\n"
-    "        a.y[i] = acc;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "struct chain_grad_args {\n"
-    "    const float *dy;     /* gradient at the group's output */\n"
-    "    const float *saved;  /* as the forward pass left it (the input itself when SAVES is false) */\n"
-    "    const float *mask;   /* dropout factors, or NULL */\n"
-    "    float *dz;           /* gradient at the producer's output (or BatchNorm's), in the producer's layout */\n"
-    "    float *db;           /* dense producer without BatchNorm: its bias gradient, else NULL */\n"
-    "    int n;\n"
-    "};\n"
-    "\n"
-    "/* The first and last outputs along one axis whose pooling window covers index h. */\n"
-    "__device__ __forceinline__ int first_covering(int h, int k, int s, int pad)\n"
-    "{\n"
-    "    int last = h + pad - k;\n"
-    "    return last < 0 ? 0 : last / s + 1;\n"
-    "}\n"
-    "\n"
-    "__device__ __forceinline__ int last_covering(int h, int s, int pad, int limit) { return min((h + pad) / s, limit - 1); }\n"
-    "\n"
-    "/* The activation's value (what the pooling saw) from saved. */\n"
-    "template <class G> __device__ __forceinline__ float pooled_value(const float *saved, i64 at)\n"
-    "{\n"
-    "    return G::ACT == ACT_LEAKY ? act_forward(ACT_LEAKY, saved[at], G::SLOPE) : saved[at];\n"
-    "}\n"
-    "\n"
-    "/* The gradient reaching pre-pool position (img, o, oh, ow) from the windows that cover it. */\n"
-    "template <class G> __device__ __forceinline__ float pool_backward(const chain_grad_args &a, i64 img, int o, int oh, int ow)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    const float *plane = a.saved + (img * G::O + o) * PLANE;\n"
-    "    i64 out_base = (img * G::O + o) * G::PH * G::PW;\n"
-    "    if (G::PK == G::PS && G::PP == 0 && G::POOL == POOL_MAX) {\n"
-    "        /* windows side by side (the usual case): the one window, found by a division */\n"
-    "        int ph = oh / G::PS, pw = ow / G::PS;\n"
-    "        if (ph >= G::PH || pw >= G::PW) return 0.0f;\n"
-    "        i64 oi = out_base + ph * G::PW + pw;\n"
-    "        float best = __int_as_float(0xff800000);\n"
-    "        int best_at = -1;\n"
-    "#pragma unroll\n"
-    "        for (int r = 0; r < G::PK; r++)\n"
-    "#pragma unroll\n"
-    "            for (int c = 0; c < G::PK; c++) {\n"
-    "                int at = (ph * G::PS + r) * G::OW + pw * G::PS + c;\n"
-    "                float v = pooled_value<G>(plane, at);\n"
-    "                if (v > best || v != v) {\n"
-    "                    best = v;\n"
-    "                    best_at = at;\n"
-    "                }\n"
-    "            }\n"
-    "        if (best_at != oh * G::OW + ow) return 0.0f;\n"
-    "        return a.mask ? a.dy[oi] * a.mask[oi] : a.dy[oi];\n"
-    "    }\n"
-    "    int ph0 = first_covering(oh, G::PK, G::PS, G::PP), ph1 = last_covering(oh, G::PS, G::PP, G::PH);\n"
-    "    int pw0 = first_covering(ow, G::PK, G::PS, G::PP), pw1 = last_covering(ow, G::PS, G::PP, G::PW);\n"
-    "    float sum = 0.0f;\n"
-    "    for (int ph = ph0; ph <= ph1; ph++)\n"
-    "        for (int pw = pw0; pw <= pw1; pw++) {\n"
-    "            i64 oi = out_base + ph * G::PW + pw;\n"
-    "            float d = a.mask ? a.dy[oi] * a.mask[oi] : a.dy[oi];\n"
-    "            int hs = ph * G::PS - G::PP, ws = pw * G::PS - G::PP;\n"
-    "            if (G::POOL == POOL_AVG) {\n"
-    "                int he = min(hs + G::PK, G::OH + G::PP), we = min(ws + G::PK, G::OW + G::PP);\n"
-    "                sum += d / (float)((he - hs) * (we - ws));\n"
-    "                continue;\n"
-    "            }\n"
-    "            /* max: the first maximum of the window (NaN wins) takes the gradient */\n"
-    "            float best = __int_as_float(0xff800000);\n"
-    "            int best_at = -1;\n"
-    "            for (int r = max(hs, 0); r < min(hs + G::PK, G::OH); r++)\n"
-    "                for (int c = max(ws, 0); c < min(ws + G::PK, G::OW); c++) {\n"
-    "                    float v = pooled_value<G>(plane, r * G::OW + c);\n"
-    "                    if (v > best || v != v) {\n"
-    "                        best = v;\n"
-    "                        best_at = r * G::OW + c;\n"
-    "                    }\n"
-    "                }\n"
-    "            if (best_at == oh * G::OW + ow) sum += d;\n"
-    "        }\n"
-    "    return sum;\n"
-    "}\n"
-    "\n"
-    "/* One thread per producer position (o, oh, ow), the batch in order: the\n"
-    " * mirror of chain_forward down to the producer's output, and a dense\n"
-    " * layer's bias gradient summed in the CPU's row order. */\n"
-    "template <class G> __device__ void chain_backward(const chain_grad_args &a)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    GRID_STRIDE(t, (i64)G::O * PLANE) {\n"
-    "        int o = (int)(t / PLANE), p = (int)(t % PLANE), oh = p / G::OW, ow = p % G::OW;\n"
-    "        float bias_grad = 0.0f;\n"
-    "        for (int img = 0; img < a.n; img++) {\n"
-    "            i64 at = ((i64)img * G::O + o) * PLANE + p;\n"
-    "            float g = G::POOL == POOL_NONE ? (a.mask ? a.dy[at] * a.mask[at] : a.dy[at])\n"
-    "                                           : pool_backward<G>(a, img, o, oh, ow);\n"
-    "            if (G::ACT != ACT_NONE) g = act_backward(G::ACT, a.saved[at], g, G::SLOPE);\n"
-    "            if (G::WRITES_DZ) {\n"
-    "                i64 to = G::SRC == SRC_GEMM_CONV && !G::BN ? (i64)o * a.n * PLANE + (i64)img * PLANE + p : at;\n"
-    "                a.dz[to] = g;\n"
-    "            }\n"
-    "            bias_grad += g;\n"
-    "        }\n"
-    "        if (a.db) a.db[o] = bias_grad;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* ---- BatchNorm in training: statistics, then the normalize in chain_forward ----- */\n"
-    "\n"
-    "/* One block per channel: batch statistics in double (two passes, as the CPU\n"
-    " * does), the running statistics' update when asked, mean and 1/std in saved.\n"
-    " * Without training the running statistics are used (evaluation). */\n"
-    "template <class G> __device__ void bn_stats(const float *x, float *saved, float *running_mean, float *running_var,\n"
-    "                                            int n, int training, int update)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    i64 count = (i64)n * PLANE;\n"
-    "    for (int c = blockIdx.x; c < G::O; c += gridDim.x) {\n"
-    "        double mean, var;\n"
-    "        if (training) {\n"
-    "            double sum = 0.0;\n"
-    "            for (int e = threadIdx.x; e < count; e += NR_BLOCK) sum += x[((i64)(e / PLANE) * G::O + c) * PLANE + e % PLANE];\n"
-    "            mean = block_sum(sum, shared) / (double)count;\n"
-    "            double sq = 0.0;\n"
-    "            for (int e = threadIdx.x; e < count; e += NR_BLOCK) {\n"
-    "                double d = x[((i64)(e / PLANE) * G::O + c) * PLANE + e % PLANE] - mean;\n"
-    "                sq += d * d;\n"
-    "            }\n"
-    "            var = block_sum(sq, shared) / (double)count;\n"
-    "            if (update && threadIdx.x == 0) {\n"
-    "                double m = G::BN_MOMENTUM;\n"
-    "                double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;\n"
-    "                running_mean[c] = (float)((1.0 - m) * running_mean[c] + m * mean);\n"
-    "                running_var[c] = (float)((1.0 - m) * running_var[c] + m * unbiased);\n"
-    "            }\n"
-    "        } else {\n"
-    "            mean = running_mean[c];\n"
-    "            var = running_var[c];\n"
-    "        }\n"
-    "        if (threadIdx.x == 0) {\n"
-    "            saved[c] = (float)mean;\n"
-    "            saved[G::O + c] = (float)(1.0 / sqrt(var + (double)G::BN_EPS));\n"
-    "        }\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* One block per channel: sum(dy) and sum(dy * xhat) in double; the affine\n"
-    " * gradients (dparams: dgamma [O], dbeta [O], or NULL) and the two means dx needs. */\n"
-    "template <class G> __device__ void bn_reduce(const float *x, const float *dy, const float *saved, float *dparams,\n"
-    "                                             float *coef, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    i64 count = (i64)n * PLANE;\n"
-    "    for (int c = blockIdx.x; c < G::O; c += gridDim.x) {\n"
-    "        float mean = saved[c], invstd = saved[G::O + c];\n"
-    "        double sum_dy = 0.0, sum_dy_xhat = 0.0;\n"
-    "        for (i64 e = threadIdx.x; e < count; e += NR_BLOCK) {\n"
-    "            i64 at = (e / PLANE * G::O + c) * PLANE + e % PLANE;\n"
-    "            float d = dy[at];\n"
-    "            sum_dy += d;\n"
-    "            sum_dy_xhat += d * ((x[at] - mean) * invstd);\n"
-    "        }\n"
-    "        sum_dy = block_sum(sum_dy, shared);\n"
-    "        sum_dy_xhat = block_sum(sum_dy_xhat, shared);\n"
-    "        if (threadIdx.x == 0) {\n"
-    "            if (dparams) {\n"
-    "                dparams[c] = (float)sum_dy_xhat;\n"
-    "                dparams[G::O + c] = (float)sum_dy;\n"
-    "            }\n"
-    "            coef[c] = (float)(sum_dy / (double)count);\n"
-    "            coef[G::O + c] = (float)(sum_dy_xhat / (double)count);\n"
-    "        }\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* One thread per (channel, position), the batch in order: dx in the\n"
-    " * producer's layout, and a dense producer's bias gradient (db, or NULL). */\n"
-    "template <class G> __device__ void bn_dx(const float *x, const float *dy, float *dx, const float *saved,\n"
-    "                                         const float *gamma, const float *coef, float *db, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    GRID_STRIDE(t, (i64)G::O * PLANE) {\n"
-    "        int c = (int)(t / PLANE), p = (int)(t % PLANE);\n"
-    "        float mean = saved[c], invstd = saved[G::O + c];\n"
-    "        float k = (G::BN_AFFINE ? gamma[c] : 1.0f) * invstd;\n"
-    "        float bias_grad = 0.0f;\n"
-    "        for (int img = 0; img < n; img++) {\n"
-    "            i64 at = ((i64)img * G::O + c) * PLANE + p;\n"
-    "            float xhat = (x[at] - mean) * invstd;\n"
-    "            float g = k * (dy[at] - coef[c] - xhat * coef[G::O + c]);\n"
-    "            dx[G::SRC == SRC_GEMM_CONV ? (i64)c * n * PLANE + (i64)img * PLANE + p : at] = g;\n"
-    "            bias_grad += g;\n"
-    "        }\n"
-    "        if (db) db[c] = bias_grad;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* Inference: BatchNorm folded into the producer, w' = w * s, b' = (b - mean) * s + beta\n"
-    " * with s = gamma / sqrt(running_var + eps). One thread per output channel. */\n"
-    "template <class G> __device__ void bn_fold(const float *w, const float *b, const float *gamma, const float *beta,\n"
-    "                                           const float *running_mean, const float *running_var, float *wf, float *bf)\n"
-    "{\n"
-    "    GRID_STRIDE(o, (i64)G::O) {\n"
-    "        float s = (float)(1.0 / sqrt((double)running_var[o] + (double)G::BN_EPS));\n"
-    "        if (G::BN_AFFINE) s = gamma[o] * s;\n"
-    "        for (i64 k = 0; k < G::FAN_IN; k++) wf[o * G::FAN_IN + k] = w[o * G::FAN_IN + k] * s;\n"
-    "        bf[o] = ((G::BIAS ? b[o] : 0.0f) - running_mean[o]) * s + (G::BN_AFFINE ? beta[o] : 0.0f);\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* ---- convolution: parameter and input gradients -------------------------------- */\n"
-    "\n"
-    "/* Implicit GEMM: one block per weight (o, c, ki, kj), then one per bias; the\n"
-    " * sum over the batch and the output plane in double. dz is NCHW. */\n"
-    "template <class G> __device__ void conv_param_grad(const float *x, const float *dz, float *dw, float *db, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW, NW = G::O * G::C * G::KS * G::KS;\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    for (int j = blockIdx.x; j < NW + (G::BIAS ? G::O : 0); j += gridDim.x) {\n"
-    "        double sum = 0.0;\n"
-    "        i64 count = (i64)n * PLANE;\n"
-    "        if (j < NW) {\n"
-    "            int kj = j % G::KS, ki = j / G::KS % G::KS, c = j / (G::KS * G::KS) % G::C, o = j / (G::KS * G::KS * G::C);\n"
-    "            for (i64 e = threadIdx.x; e < count; e += NR_BLOCK) {\n"
-    "                i64 img = e / PLANE;\n"
-    "                int p = (int)(e % PLANE), oh = p / G::OW, ow = p % G::OW;\n"
-    "                int ih = oh * G::STRIDE - G::PAD + ki, iw = ow * G::STRIDE - G::PAD + kj;\n"
-    "                if (G::REFLECT) {\n"
-    "                    ih = reflect_index(ih, G::H);\n"
-    "                    iw = reflect_index(iw, G::W);\n"
-    "                } else if (ih < 0 || ih >= G::H || iw < 0 || iw >= G::W) {\n"
-    "                    continue;\n"
-    "                }\n"
-    "                sum += (double)dz[(img * G::O + o) * PLANE + p] * x[((img * G::C + c) * G::H + ih) * G::W + iw];\n"
-    "            }\n"
-    "            sum = block_sum(sum, shared);\n"
-    "            if (threadIdx.x == 0) dw[j] = (float)sum;\n"
-    "        } else {\n"
-    "            int o = j - NW;\n"
-    "            for (i64 e = threadIdx.x; e < count; e += NR_BLOCK) sum += dz[(e / PLANE * G::O + o) * PLANE + e % PLANE];\n"
-    "            sum = block_sum(sum, shared);\n"
-    "            if (threadIdx.x == 0) db[o] = (float)sum;\n"
-    "        }\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* The t-th padded position (t = 0, 1, 2) that reads input index h: h itself\n"
-    " * and, under reflect padding, its two mirror images; else out of range. */\n"
-    "__device__ __forceinline__ int source_position(int t, int h, int n, bool reflect)\n"
-    "{\n"
-    "    if (t == 0) return h;\n"
-    "    if (!reflect) return -1 << 30;\n"
-    "    if (t == 1) return h > 0 ? -h : -1 << 30;\n"
-    "    return h < n - 1 ? 2 * n - 2 - h : -1 << 30;\n"
-    "}\n"
-    "\n"
-    "/* Output index o with o*s - pad + kidx == pos, or -1. */\n"
-    "__device__ __forceinline__ int output_index(int pos, int pad, int kidx, int s, int limit)\n"
-    "{\n"
-    "    int num = pos + pad - kidx;\n"
-    "    if (num < 0 || num % s) return -1;\n"
-    "    int o = num / s;\n"
-    "    return o < limit ? o : -1;\n"
-    "}\n"
-    "\n"
-    "/* dx gathered per input element (no atomics, a fixed order). dz is NCHW for\n"
-    " * the implicit GEMM, else the columns' gradient [C*KS*KS, N*OH*OW] (col2im). */\n"
-    "template <class G> __device__ void conv_input_grad(const float *dz, const float *w, float *dx, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    constexpr int MIRRORS = G::REFLECT ? 3 : 1;\n"
-    "    GRID_STRIDE(i, (i64)n * G::C * G::H * G::W) {\n"
-    "        int iw = (int)(i % G::W), ih = (int)(i / G::W % G::H), c = (int)(i / (G::W * G::H) % G::C);\n"
-    "        i64 img = i / ((i64)G::W * G::H * G::C);\n"
-    "        float sum = 0.0f;\n"
-    "        for (int ki = 0; ki < G::KS; ki++)\n"
-    "            for (int th = 0; th < MIRRORS; th++) {\n"
-    "                int oh = output_index(source_position(th, ih, G::H, G::REFLECT), G::PAD, ki, G::STRIDE, G::OH);\n"
-    "                if (oh < 0) continue;\n"
-    "                for (int kj = 0; kj < G::KS; kj++)\n"
-    "                    for (int tw = 0; tw < MIRRORS; tw++) {\n"
-    "                        int ow = output_index(source_position(tw, iw, G::W, G::REFLECT), G::PAD, kj, G::STRIDE, G::OW);\n"
-    "                        if (ow < 0) continue;\n"
-    "                        int p = oh * G::OW + ow;\n"
-    "                        if (G::SRC == SRC_CONV) {\n"
-    "#pragma unroll 1\n"
-    "                            for (int o = 0; o < G::O; o++)\n"
-    "                                sum += dz[(img * G::O + o) * PLANE + p] * w[((o * G::C + c) * G::KS + ki) * G::KS + kj];\n"
-    "                        } else {\n"
-    "                            i64 row = ((i64)c * G::KS + ki) * G::KS + kj;\n"
-    "                            sum += dz[row * n * PLANE + img * PLANE + p];\n"
-    "                        }\n"
-    "                    }\n"
-    "            }\n"
-    "        dx[i] = sum;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* im2col for cuBLAS: cols [C*KS*KS, N*OH*OW], row (c, ki, kj), column (img, oh, ow). */\n"
-    "template <class G> __device__ void conv_im2col(const float *x, float *cols, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    i64 ld = (i64)n * PLANE;\n"
-    "    GRID_STRIDE(i, (i64)G::C * G::KS * G::KS * ld) {\n"
-    "        i64 row = i / ld, col = i % ld;\n"
-    "        i64 img = col / PLANE;\n"
-    "        int p = (int)(col % PLANE), oh = p / G::OW, ow = p % G::OW;\n"
-    "        int kj = (int)(row % G::KS), ki = (int)(row / G::KS % G::KS), c = (int)(row / (G::KS * G::KS));\n"
-    "        int ih = oh * G::STRIDE - G::PAD + ki, iw = ow * G::STRIDE - G::PAD + kj;\n"
-    "        float v = 0.0f;\n"
-    "        if (G::REFLECT)\n"
-    "            v = x[((img * G::C + c) * G::H + reflect_index(ih, G::H)) * G::W + reflect_index(iw, G::W)];\n"
-    "        else if (ih >= 0 && ih < G::H && iw >= 0 && iw < G::W)\n"
-    "            v = x[((img * G::C + c) * G::H + ih) * G::W + iw];\n"
-    "        cols[i] = v;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* The bias gradient of an im2col conv: row sums of dz [O, N*OH*OW], one block per row. */\n"
-    "template <class G> __device__ void conv_bias_grad_rows(const float *dz, float *db, int n)\n"
-    "{\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    i64 cols = (i64)n * G::OH * G::OW;\n"
-    "    for (int o = blockIdx.x; o < G::O; o += gridDim.x) {\n"
-    "        double sum = 0.0;\n"
-    "        for (i64 j = threadIdx.x; j < cols; j += NR_BLOCK) sum += dz[(i64)o * cols + j];\n"
-    "        sum = block_sum(sum, shared);\n"
-    "        if (threadIdx.x == 0) db[o] = (float)sum;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* ---- softmax and log_softmax over channels (inside the model) ------------------- */\n"
-    "\n"
-    "template <class G> __device__ void softmax_forward(const float *x, float *y, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    GRID_STRIDE(i, (i64)n * PLANE) {\n"
-    "        i64 base = i / PLANE * G::O * PLANE + i % PLANE;\n"
-    "        float mx = x[base];\n"
-    "        for (int c = 1; c < G::O; c++) mx = x[base + c * PLANE] > mx ? x[base + c * PLANE] : mx;\n"
-    "        float sum = 0.0f;\n"
-    "        for (int c = 0; c < G::O; c++) sum += expf(x[base + c * PLANE] - mx);\n"
-    "        float lse = logf(sum);\n"
-    "        for (int c = 0; c < G::O; c++) {\n"
-    "            float v = x[base + c * PLANE] - mx;\n"
-    "            y[base + c * PLANE] = G::LOG ? v - lse : expf(v) / sum;\n"
-    "        }\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "template <class G> __device__ void softmax_backward(const float *y, const float *dy, float *dx, int n)\n"
-    "{\n"
-    "    constexpr int PLANE = G::OH * G::OW;\n"
-    "    GRID_STRIDE(i, (i64)n * PLANE) {\n"
-    "        i64 base = i / PLANE * G::O * PLANE + i % PLANE;\n"
-    "        float dot = 0.0f;\n"
-    "        for (int c = 0; c < G::O; c++) dot += G::LOG ? dy[base + c * PLANE] : dy[base + c * PLANE] * y[base + c * PLANE];\n"
-    "        for (int c = 0; c < G::O; c++) {\n"
-    "            i64 at = base + c * PLANE;\n"
-    "            dx[at] = G::LOG ? dy[at] - expf(y[at]) * dot : y[at] * (dy[at] - dot);\n"
-    "        }\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* ---- the loss: softmax, loss, its gradient and the accuracy in one kernel ----------\n"
-    " * One block of NR_BLOCK threads, a sample per thread at a time, each row in\n"
-    " * double as runtime/cpu/loss.c computes it. The last dense layer's bias is\n"
-    " * added here (and its gradient summed here) when the model ends with it. */\n"
-    "\n"
-    "enum { LOSS_CROSS_ENTROPY, LOSS_NLL, LOSS_MSE, LOSS_MULTI_MARGIN };\n"
-    "\n"
-    "struct loss_args {\n"
-    "    const float *z;      /* the last dense layer's cuBLAS output, or the model's output */\n"
-    "    const float *b;      /* that layer's bias, or NULL */\n"
-    "    float *out;          /* the model's output (written when the loss computes it) */\n"
-    "    float *dz;           /* gradient at z, or NULL (evaluation) */\n"
-    "    float *db;           /* gradient of b, or NULL */\n"
-    "    const int *labels;\n"
-    "    int n;\n"
-    "    double *totals;      /* += loss sum, correct count, bad labels: read once per epoch */\n"
-    "    float *step_loss;    /* the step's mean loss, or NULL */\n"
-    "};\n"
-    "\n"
-    "template <class L> __device__ double log_sum_exp(const float *x)\n"
-    "{\n"
-    "    double mx = x[0];\n"
-    "    for (int j = 1; j < L::CLASSES; j++) mx = x[j] > mx ? x[j] : mx;\n"
-    "    double sum = 0.0;\n"
-    "    for (int j = 0; j < L::CLASSES; j++) sum += exp(x[j] - mx);\n"
-    "    return mx + log(sum);\n"
-    "}\n"
-    "\n"
-    "template <class L> __device__ double smoothed_target(int j, int label)\n"
-    "{\n"
-    "    double e = L::SMOOTHING;\n"
-    "    if (L::SMOOTH_OTHER && L::CLASSES > 1) return j == label ? 1.0 - e : e / (L::CLASSES - 1);\n"
-    "    return (j == label ? 1.0 - e : 0.0) + e / L::CLASSES;\n"
-    "}\n"
-    "\n"
-    "/* The row's loss; its gradient (times scale) into grad when not NULL. */\n"
-    "template <class L> __device__ double loss_row(const float *x, int label, float *grad, double scale)\n"
-    "{\n"
-    "    double l = 0.0;\n"
-    "    if (L::KIND == LOSS_CROSS_ENTROPY || L::KIND == LOSS_NLL) {\n"
-    "        bool logits = L::KIND == LOSS_CROSS_ENTROPY;\n"
-    "        double lse = logits ? log_sum_exp<L>(x) : 0.0;\n"
-    "        for (int j = 0; j < L::CLASSES; j++) {\n"
-    "            double logp = x[j] - lse, q = smoothed_target<L>(j, label);\n"
-    "            l -= q * logp;\n"
-    "            if (grad) grad[j] = (float)(scale * ((logits ? exp(logp) : 0.0) - q));\n"
-    "        }\n"
-    "    } else if (L::KIND == LOSS_MSE) {\n"
-    "        double lse = L::MSE_SOFTMAX ? log_sum_exp<L>(x) : 0.0, dot = 0.0;\n"
-    "        scale /= L::CLASSES;\n"
-    "        for (int j = 0; j < L::CLASSES; j++) {\n"
-    "            double s = L::MSE_SOFTMAX ? exp(x[j] - lse) : x[j];\n"
-    "            double d = s - (j == label);\n"
-    "            l += d * d;\n"
-    "            dot += 2.0 * d * s;\n"
-    "        }\n"
-    "        if (grad)\n"
-    "            for (int j = 0; j < L::CLASSES; j++) {\n"
-    "                double s = L::MSE_SOFTMAX ? exp(x[j] - lse) : x[j];\n"
-    "                double g = 2.0 * (s - (j == label));\n"
-    "                grad[j] = (float)(scale * (L::MSE_SOFTMAX ? s * (g - dot) : g));\n"
-    "            }\n"
-    "        l /= L::CLASSES;\n"
-    "    } else {\n"
-    "        double dlabel = 0.0;\n"
-    "        for (int j = 0; j < L::CLASSES; j++) {\n"
-    "            if (grad) grad[j] = 0.0f;\n"
-    "            if (j == label) continue;\n"
-    "            double z = (double)L::MARGIN - x[label] + x[j];\n"
-    "            if (z <= 0.0) continue;\n"
-    "            l += (L::P == 2 ? z * z : z) / L::CLASSES;\n"
-    "            if (grad) grad[j] = (float)(scale * (L::P == 2 ? 2.0 * z : 1.0) / L::CLASSES);\n"
-    "            dlabel -= (L::P == 2 ? 2.0 * z : 1.0) / L::CLASSES;\n"
-    "        }\n"
-    "        if (grad) grad[label] = (float)(scale * dlabel);\n"
-    "    }\n"
-    "    return l;\n"
-    "}\n"
-    "\n"
-    "template <class L> __device__ void loss_step(const loss_args &a)\n"
-    "{\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    constexpr int K = L::CLASSES;\n"
-    "    double total = 0.0, correct = 0.0, bad = 0.0, scale = 1.0 / a.n;\n"
-    "    for (int i = threadIdx.x; i < a.n; i += NR_BLOCK) {\n"
-    "        const float *x = a.z + (i64)i * K;\n"
-    "        if (L::COMPUTES_OUT) {\n"
-    "            float *y = a.out + (i64)i * K;\n"
-    "            for (int j = 0; j < K; j++) y[j] = L::BIAS ? x[j] + a.b[j] : x[j];\n"
-    "            if (L::SOFTMAX) { /* the model's final softmax / log_softmax */\n"
-    "                float mx = y[0];\n"
-    "                for (int j = 1; j < K; j++) mx = y[j] > mx ? y[j] : mx;\n"
-    "                float sum = 0.0f;\n"
-    "                for (int j = 0; j < K; j++) sum += expf(y[j] - mx);\n"
-    "                float lse = logf(sum);\n"
-    "                for (int j = 0; j < K; j++) y[j] = L::SOFTMAX == 2 ? y[j] - mx - lse : expf(y[j] - mx) / sum;\n"
-    "            }\n"
-    "            x = y;\n"
-    "        }\n"
-    "        float *g = a.dz ? a.dz + (i64)i * K : 0;\n"
-    "        int label = a.labels[i];\n"
-    "        if (label < 0 || label >= K) {\n"
-    "            bad += 1.0;\n"
-    "            continue;\n"
-    "        }\n"
-    "        int best = 0;\n"
-    "        for (int j = 1; j < K; j++) best = x[j] > x[best] ? j : best;\n"
-    "        correct += best == label;\n"
-    "        total += loss_row<L>(x, label, g, scale);\n"
-    "        if (g && L::SOFTMAX) { /* back through the final softmax, in place */\n"
-    "            float dot = 0.0f;\n"
-    "            for (int j = 0; j < K; j++) dot += L::SOFTMAX == 2 ? g[j] : g[j] * x[j];\n"
-    "            for (int j = 0; j < K; j++) g[j] = L::SOFTMAX == 2 ? g[j] - expf(x[j]) * dot : x[j] * (g[j] - dot);\n"
-    "        }\n"
-    "    }\n"
-    "    if (L::BIAS && a.db) { /* the bias gradient: column sums in row order, as the CPU */\n"
-    "        __syncthreads();\n"
-    "        for (int j = threadIdx.x; j < K; j += NR_BLOCK) {\n"
-    "            float sum = 0.0f;\n"
-    "            for (int i = 0; i < a.n; i++) sum += a.dz[(i64)i * K + j];\n"
-    "            a.db[j] = sum;\n"
-    "        }\n"
-    "    }\n"
-    "    total = block_sum(total, shared);\n"
-    "    correct = block_sum(correct, shared);\n"
-    "    bad = block_sum(bad, shared);\n"
-    "    if (threadIdx.x == 0) {\n"
-    "        a.totals[0] += total;\n"
-    "        a.totals[1] += correct;\n"
-    "        a.totals[2] += bad;\n"
-    "        if (a.step_loss) a.step_loss[0] = bad > 0.0 ? __int_as_float(0x7fc00000) : (float)(total * scale);\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* ---- the optimizer: one kernel over the flat parameter buffer --------------------\n"
-    " * What changes from step to step (the scheduled learning rate, Adam's bias\n"
-    " * corrections) is read from device memory, so a captured step replays as is;\n"
-    " * the host fills it as runtime/optim.c computes it, in double rounded once. */\n"
-    "\n"
-    "struct step_scalars {\n"
-    "    float lr;\n"
-    "    float neg_step_size;   /* Adam: -lr / (1 - beta1^t) */\n"
-    "    float bc2_sqrt;        /* Adam: sqrt(1 - beta2^t) */\n"
-    "    float decay_factor;    /* AdamW: 1 - lr * weight_decay */\n"
-    "    int first;             /* SGD with momentum: the first step (buf = d) */\n"
-    "};\n"
-    "\n"
-    "/* SAM, ascent part 1: per-block sums of squares of (|w| if adaptive else 1) * g. */\n"
-    "template <class O> __device__ void sam_sumsq(const float *w, const float *g, double *partial)\n"
-    "{\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    double s = 0.0;\n"
-    "    GRID_STRIDE(i, O::PARAMS) {\n"
-    "        double x = O::SAM_ADAPTIVE ? fabs((double)w[i]) * g[i] : (double)g[i];\n"
-    "        s += x * x;\n"
-    "    }\n"
-    "    s = block_sum(s, shared);\n"
-    "    if (threadIdx.x == 0) partial[blockIdx.x] = s;\n"
-    "}\n"
-    "\n"
-    "/* Part 2: every block sums the partials (same order, same norm), then\n"
-    " * saved = w; w += (w^2 if adaptive else 1) * g * rho / (norm + 1e-12). */\n"
-    "template <class O> __device__ void sam_ascend(float *w, const float *g, float *saved, const double *partial, int nparts)\n"
-    "{\n"
-    "    __shared__ double shared[NR_BLOCK];\n"
-    "    double s = 0.0;\n"
-    "    for (int j = threadIdx.x; j < nparts; j += NR_BLOCK) s += partial[j];\n"
-    "    s = block_sum(s, shared);\n"
-    "    float scale = (float)((double)O::SAM_RHO / (sqrt(s) + 1e-12));\n"
-    "    GRID_STRIDE(i, O::PARAMS) {\n"
-    "        float wi = w[i];\n"
-    "        saved[i] = wi;\n"
-    "        float factor = O::SAM_ADAPTIVE ? wi * wi : 1.0f;\n"
-    "        w[i] = wi + factor * g[i] * scale;\n"
-    "    }\n"
-    "}\n"
-    ;
+#define BLOCK NR_CUDA_BLOCK
 
 /* ---- the plan ---------------------------------------------------------------- */
 
@@ -925,10 +233,14 @@ static void plan_group(const ir_program *p, cuda_plan *pl, const cuda_group *g, 
             snprintf(l->shape, sizeof l->shape, "%lld blocks x %d", pc, BLOCK);
         }
         if (!bn_split || has_chain) {
-            int reuse = pass == CP_EVAL && g->bn < 0;
-            l = add_launch(pl, pass, bn_split ? "bn normalize" : conv ? "conv" : dense ? "dense epilogue" : "pointwise",
+            /* evaluation reuses the training's kernel, except where BatchNorm is
+             * folded into a producer; without one, that kernel normalizes with
+             * the running statistics (no dropout: no mask) */
+            int reuse = pass == CP_EVAL && !folded;
+            l = add_launch(pl, pass,
+                           bn_split || g->bn >= 0 ? "bn normalize" : conv ? "conv" : dense ? "dense epilogue" : "pointwise",
                            !reuse);
-            if (bn_split) snprintf(l->name, sizeof l->name, "fwd_%s", chain_name);
+            if (bn_split || (reuse && g->bn >= 0)) snprintf(l->name, sizeof l->name, "fwd_%s", chain_name);
             else snprintf(l->name, sizeof l->name, "%s_%s", reuse ? "fwd" : pre, g->name);
             if (bn_split) set_covers(p, l, chain, 4, NULL);
             else set_covers(p, l, all, 5, NULL);
@@ -939,8 +251,9 @@ static void plan_group(const ir_program *p, cuda_plan *pl, const cuda_group *g, 
         }
         return;
     }
-    /* backward: the mirror */
-    if (has_chain && !(g->to_loss)) {
+    /* backward: the mirror (BatchNorm alone needs nothing before its own kernels: dz = dy) */
+    int bn_alone = g->bn >= 0 && g->act < 0 && g->pool < 0 && g->drop < 0;
+    if (has_chain && !g->to_loss && !bn_alone) {
         int writes = g->act >= 0 || g->pool >= 0 || g->drop >= 0 || (conv && !g->implicit);
         l = add_launch(pl, pass, g->bn >= 0 ? "pointwise grad" : dense ? "epilogue grad + bias grad" : "pointwise grad", 1);
         snprintf(l->name, sizeof l->name, "bwd_%s", g->name);
@@ -1180,15 +493,13 @@ static void emit_struct(strbuf *out, const char *name, const char *what, const k
               pool_names[k->pool], k->pk, k->ps, k->pp, k->ph, k->pw);
     sb_printf(out, "    static constexpr bool DROP = %s;\n    static constexpr float DROP_P = ", k->drop ? "true" : "false");
     cu_float(out, k->drop_p);
-    sb_puts(out, ", DROP_KEEP = ");
-    cu_float(out, k->drop_p < 1.0 ? 1.0 / (1.0 - k->drop_p) : 0.0);
     sb_printf(out, ";\n    static constexpr bool SAVES = %s, WRITES_DZ = %s, LOG = %s;\n};\n\n", k->saves ? "true" : "false",
               k->writes_dz ? "true" : "false", k->log ? "true" : "false");
 }
 
 static void emit_wrapper(strbuf *out, const char *kernel, const char *params, const char *call)
 {
-    sb_printf(out, "extern \"C\" __global__ void __launch_bounds__(NR_BLOCK) %s(%s)\n{\n    %s;\n}\n\n", kernel, params,
+    sb_printf(out, "extern \"C\" __global__ void __launch_bounds__(NR_CUDA_BLOCK) %s(%s)\n{\n    %s;\n}\n\n", kernel, params,
               call);
 }
 
@@ -1460,49 +771,15 @@ static void emit_optimizer(const ir_program *p, strbuf *out)
         emit_wrapper(out, "sam_ascend", "float *w, const float *g, float *saved, const double *partial, int nparts",
                      "sam_ascend<G_optim>(w, g, saved, partial, nparts)");
     }
-    /* SAM: the step starts from the saved weights (the ascent is undone). */
-    const char *load = sam ? "saved[i]" : "w[i]";
-    sb_printf(out, "extern \"C\" __global__ void __launch_bounds__(NR_BLOCK) update_%s%s(float *w, const float *g, "
-                   "float *state, const float *saved, const step_scalars *sc)\n{\n",
-              sam ? "sam_" : "", name);
-    sb_puts(out, "    using O = G_optim;\n    const float lr = sc->lr;\n");
-    switch ((optimizer_id)b->index) {
-    case O_SGD:
-        sb_printf(out, "    GRID_STRIDE(i, O::PARAMS) {\n        float wi = %s;\n        float d = g[i] + O::WEIGHT_DECAY * wi;\n", load);
-        if (ropt_num(b, SGD_MOMENTUM) == 0.0) {
-            sb_puts(out, "        w[i] = wi + (-lr) * d;\n    }\n}\n\n");
-            break;
-        }
-        sb_puts(out, "        float buf = sc->first ? d : state[i] * O::MOMENTUM + (1.0f - O::DAMPENING) * d;\n"
-                     "        state[i] = buf;\n");
-        sb_puts(out, ropt_int(b, SGD_NESTEROV) ? "        w[i] = wi + (-lr) * (d + O::MOMENTUM * buf);\n    }\n}\n\n"
-                                               : "        w[i] = wi + (-lr) * buf;\n    }\n}\n\n");
-        break;
-    case O_ADAM:
-    case O_ADAMW:
-        sb_printf(out, "    float *m = state, *v = state + O::PARAMS;\n    GRID_STRIDE(i, O::PARAMS) {\n"
-                       "        float wi = %s%s;\n        float d = g[i]%s;\n",
-                  load, b->index == O_ADAMW ? " * sc->decay_factor" : "", b->index == O_ADAMW ? "" : " + O::WEIGHT_DECAY * wi");
-        sb_puts(out, "        float mi = m[i] * O::BETA1 + (1.0f - O::BETA1) * d;\n"
-                     "        float vi = v[i] * O::BETA2 + (1.0f - O::BETA2) * d * d;\n"
-                     "        m[i] = mi;\n        v[i] = vi;\n"
-                     "        float denom = sqrtf(vi) / sc->bc2_sqrt + O::EPS;\n"
-                     "        w[i] = wi + sc->neg_step_size * mi / denom;\n    }\n}\n\n");
-        break;
-    case O_RMSPROP:
-        sb_printf(out, "    float *v = state, *buf = state + O::PARAMS;\n    GRID_STRIDE(i, O::PARAMS) {\n"
-                       "        float wi = %s;\n        float d = g[i] + O::WEIGHT_DECAY * wi;\n"
-                       "        float vi = v[i] * O::ALPHA + (1.0f - O::ALPHA) * d * d;\n        v[i] = vi;\n"
-                       "        float avg = sqrtf(vi) + O::EPS;\n", load);
-        if (ropt_num(b, RMS_MOMENTUM) != 0.0)
-            sb_puts(out, "        float b = buf[i] * O::MOMENTUM + d / avg;\n        buf[i] = b;\n"
-                         "        w[i] = wi + (-lr) * b;\n    }\n}\n\n");
-        else
-            sb_puts(out, "        (void)buf;\n        w[i] = wi + (-lr) * d / avg;\n    }\n}\n\n");
-        break;
-    default:
-        break;
-    }
+    /* the template: runtime/cuda/fused.cuh's update_* (SAM starts from the saved weights) */
+    char kname[64], call[128];
+    snprintf(kname, sizeof kname, "update_%s%s", sam ? "sam_" : "", name);
+    snprintf(call, sizeof call, "%s(w, g, state, saved, sc)",
+             b->index == O_SGD       ? "sgd_update<G_optim>"
+             : b->index == O_ADAM    ? "adam_update<G_optim, false>"
+             : b->index == O_ADAMW   ? "adam_update<G_optim, true>"
+                                     : "rmsprop_update<G_optim>");
+    emit_wrapper(out, kname, "float *w, const float *g, float *state, const float *saved, const step_scalars *sc", call);
 }
 
 /* The image size once loaded and resized (as emit_c.c's data_dims). */
@@ -1540,67 +817,12 @@ static void emit_normalize_consts(const ir_program *p, int channels, strbuf *out
     }
 }
 
-static const char data_helpers[] =
-    "__device__ __forceinline__ float normalized(int ch, float v)\n"
-    "{\n"
-    "    return G_data::NORMALIZE ? (v - G_data::MEAN[ch]) / G_data::STD[ch] : v;\n"
-    "}\n"
-    "\n"
-    "/* Stream index of augmentation op j's draw k (runtime/preprocess.c). */\n"
-    "__device__ __forceinline__ u64 op_draw(int j, u64 k) { return ((u64)(u32)j << 32) + k; }\n"
-    "\n"
-    "/* torchvision's rotate, as runtime/preprocess.c computes it step by step. */\n"
-    "__device__ void rotate_image(const float *in, float *out, int C, int H, int W, float degrees, bool bilinear,\n"
-    "                             float fill)\n"
-    "{\n"
-    "    double r = (double)(-degrees) * (3.14159265358979323846 / 180.0);\n"
-    "    float sw = (float)(0.5 * W), sh = (float)(0.5 * H);\n"
-    "    float c00 = (float)cos(r) / sw, c01 = (float)sin(r) / sw, c10 = (float)-sin(r) / sh, c11 = (float)cos(r) / sh;\n"
-    "    float half_w = (float)W / 2.0f, half_h = (float)H / 2.0f;\n"
-    "    for (int k = threadIdx.x; k < H * W; k += blockDim.x) {\n"
-    "        int x = k % W, y = k / W;\n"
-    "        float bx = (float)x - (float)(0.5 * W) + 0.5f, by = (float)y - (float)(0.5 * H) + 0.5f;\n"
-    "        float gx = 0.0f + bx * c00 + by * c01, gy = 0.0f + bx * c10 + by * c11;\n"
-    "        float sx = (gx + 1.0f) * half_w - 0.5f, sy = (gy + 1.0f) * half_h - 0.5f;\n"
-    "        if (!bilinear) {\n"
-    "            float rx = rintf(sx), ry = rintf(sy);\n"
-    "            bool inside = rx >= 0.0f && rx < (float)W && ry >= 0.0f && ry < (float)H;\n"
-    "            int src = inside ? (int)ry * W + (int)rx : 0;\n"
-    "            for (int ch = 0; ch < C; ch++) out[ch * H * W + k] = inside ? in[ch * H * W + src] : fill;\n"
-    "            continue;\n"
-    "        }\n"
-    "        float x0 = floorf(sx), y0 = floorf(sy);\n"
-    "        float we = sx - x0, ww = 1.0f - we, ws = sy - y0, wn = 1.0f - ws;\n"
-    "        float tx[4] = { x0, x0 + 1.0f, x0, x0 + 1.0f }, ty[4] = { y0, y0, y0 + 1.0f, y0 + 1.0f };\n"
-    "        float tw[4] = { wn * ww, wn * we, ws * ww, ws * we };\n"
-    "        float mask = 0.0f;\n"
-    "        for (int t = 0; t < 4; t++)\n"
-    "            mask = mask + (tx[t] >= 0.0f && tx[t] < (float)W && ty[t] >= 0.0f && ty[t] < (float)H ? tw[t] : 0.0f);\n"
-    "        for (int ch = 0; ch < C; ch++) {\n"
-    "            float v = 0.0f;\n"
-    "            for (int t = 0; t < 4; t++) {\n"
-    "                bool inside = tx[t] >= 0.0f && tx[t] < (float)W && ty[t] >= 0.0f && ty[t] < (float)H;\n"
-    "                v = v + (inside ? in[ch * H * W + (int)ty[t] * W + (int)tx[t]] * tw[t] : 0.0f);\n"
-    "            }\n"
-    "            out[ch * H * W + k] = v * mask + (1.0f - mask) * fill;\n"
-    "        }\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "/* Top-left corner of a size-long window in a padded length (runtime/preprocess.c). */\n"
-    "__device__ int window_start(int len, int size, const nr_stream &s, u64 draw)\n"
-    "{\n"
-    "    int spare = len >= size ? len - size : size - len;\n"
-    "    int r = (int)nr_below(s, draw, (u64)spare + 1);\n"
-    "    return len >= size ? r : -r;\n"
-    "}\n\n";
-
 /* Straight-line code for augmentation op j on the block's image in cur (C x h x w). */
 static void emit_aug_op(strbuf *out, const resolved *op, int j, int c, int *h, int *w)
 {
     switch ((augment_op_id)op->index) {
     case A_ROTATE:
-        sb_printf(out, "    { /* op %d: rotate */\n        float u = nr_uniform(st, op_draw(%d, 0));\n", j, j);
+        sb_printf(out, "    { /* op %d: rotate */\n        float u = nr_stream_uniform(st, op_draw(%d, 0));\n", j, j);
         sb_puts(out, "        float deg = ");
         cu_float(out, ropt_num(op, ROT_DEGREES));
         sb_printf(out, ";\n        rotate_image(cur, spare, %d, %d, %d, -deg + 2.0f * deg * u, %s, ", c, *h, *w,
@@ -1609,7 +831,7 @@ static void emit_aug_op(strbuf *out, const resolved *op, int j, int c, int *h, i
         sb_puts(out, ");\n        float *t = cur; cur = spare; spare = t;\n        __syncthreads();\n    }\n");
         break;
     case A_HFLIP:
-        sb_printf(out, "    /* op %d: hflip */\n    if (nr_uniform(st, op_draw(%d, 0)) < ", j, j);
+        sb_printf(out, "    /* op %d: hflip */\n    if (nr_stream_uniform(st, op_draw(%d, 0)) < ", j, j);
         cu_float(out, ropt_num(op, HFLIP_P));
         sb_printf(out, ") {\n        for (int k = threadIdx.x; k < %d; k += blockDim.x) spare[k] = cur[k - k %% %d + %d - 1 - k %% %d];\n"
                        "        float *t = cur; cur = spare; spare = t;\n        __syncthreads();\n    }\n",
@@ -1632,7 +854,7 @@ static void emit_aug_op(strbuf *out, const resolved *op, int j, int c, int *h, i
     case A_NOISE:
         sb_printf(out, "    /* op %d: noise%s */\n    for (int k = threadIdx.x; k < %d; k += blockDim.x) {\n", j,
                   ropt_int(op, ANOISE_AT) == 1 ? " after normalize" : "", c * *h * *w);
-        sb_printf(out, "        float v = %s[k] + nr_normal(st, op_draw(%d, 1) + k) * ",
+        sb_printf(out, "        float v = %s[k] + nr_stream_normal(st, op_draw(%d, 1) + k) * ",
                   ropt_int(op, ANOISE_AT) == 1 ? "x" : "cur", j);
         cu_float(out, ropt_num(op, ANOISE_STD));
         sb_puts(out, ";\n");
@@ -1651,6 +873,25 @@ static void emit_aug_op(strbuf *out, const resolved *op, int j, int c, int *h, i
                   ropt_int(op, ANOISE_AT) == 1 ? "" : "    __syncthreads();\n");
         break;
     }
+}
+
+/* The noise test's own normalize (none: nothing), applied to v of channel ch. */
+static void emit_noise_normalize(strbuf *out, const resolved *op)
+{
+    if (!op) return;
+    const optval *mean = &op->v[NORM_MEAN], *std = &op->v[NORM_STD];
+    sb_puts(out, "        {\n            const float m[] = {");
+    for (int j = 0; j < mean->nlist; j++) {
+        sb_puts(out, j ? ", " : " ");
+        cu_float(out, mean->list[j]);
+    }
+    sb_puts(out, " }, s[] = {");
+    for (int j = 0; j < std->nlist; j++) {
+        sb_puts(out, j ? ", " : " ");
+        cu_float(out, std->list[j]);
+    }
+    sb_printf(out, " };\n            v = (v - m[%s]) / s[%s];\n        }\n", mean->nlist == 1 ? "0" : "ch",
+              std->nlist == 1 ? "0" : "ch");
 }
 
 static void emit_data(const ir_program *p, strbuf *out)
@@ -1672,10 +913,9 @@ static void emit_data(const ir_program *p, strbuf *out)
     sb_printf(out, "    static constexpr int COPIES = %d, OPS = %d;\n", ropt_int(p->augment, AUG_COPIES), p->naug_ops);
     emit_normalize_consts(p, c, out);
     sb_puts(out, "};\n\n");
-    sb_puts(out, data_helpers);
     sb_puts(out, "/* One block per image of the batch: sample s of the epoch is augmented copy s / ntrain\n"
                  " * of training image train_idx[s % ntrain]; scratch holds 2 * SCRATCH floats per image. */\n"
-                 "extern \"C\" __global__ void __launch_bounds__(NR_BLOCK) data_train(const unsigned char *pixels, "
+                 "extern \"C\" __global__ void __launch_bounds__(NR_CUDA_BLOCK) data_train(const unsigned char *pixels, "
                  "const unsigned char *labels_in, const u32 *order, const u32 *train_idx, i64 first, int n, u32 ntrain, "
                  "u32 epoch, u64 seed, float *x, int *labels, float *scratch)\n{\n");
     sb_puts(out, "    int j = blockIdx.x;\n    if (j >= n) return;\n"
@@ -1686,10 +926,10 @@ static void emit_data(const ir_program *p, strbuf *out)
                  "    bool augment = G_data::OPS > 0 && (G_data::COPIES == 0 || copy > 0);\n"
                  "    if (!augment) {\n"
                  "        for (int k = threadIdx.x; k < G_data::IMAGE; k += blockDim.x)\n"
-                 "            out[k] = normalized(k / (G_data::H * G_data::W), (float)px[k] / 255.0f);\n"
+                 "            out[k] = normalized<G_data>(k / (G_data::H * G_data::W), (float)px[k] / 255.0f);\n"
                  "        return;\n    }\n");
     if (p->naug_ops) {
-        sb_puts(out, "    nr_stream st = stream_make(seed, NR_RNG_AUGMENT, G_data::COPIES ? 0x80000000u | copy : epoch, img);\n"
+        sb_puts(out, "    nr_stream st = nr_stream_of(seed, NR_RNG_AUGMENT, G_data::COPIES ? 0x80000000u | copy : epoch, img);\n"
                      "    float *cur = scratch + (i64)j * 2 * G_data::SCRATCH, *spare = cur + G_data::SCRATCH;\n"
                      "    for (int k = threadIdx.x; k < G_data::IMAGE; k += blockDim.x) cur[k] = (float)px[k] / 255.0f;\n"
                      "    __syncthreads();\n");
@@ -1697,7 +937,7 @@ static void emit_data(const ir_program *p, strbuf *out)
         for (int j = 0; j < p->naug_ops; j++)
             if (!(p->aug_ops[j]->index == A_NOISE && ropt_int(p->aug_ops[j], ANOISE_AT) == 1))
                 emit_aug_op(out, p->aug_ops[j], j, c, &ch, &cw);
-        sb_printf(out, "    for (int k = threadIdx.x; k < %d; k += blockDim.x) out[k] = normalized(k / %d, cur[k]);\n",
+        sb_printf(out, "    for (int k = threadIdx.x; k < %d; k += blockDim.x) out[k] = normalized<G_data>(k / %d, cur[k]);\n",
                   c * ch * cw, ch * cw);
         sb_puts(out, "    float *xo = out;\n    (void)xo;\n");
         for (int j = 0; j < p->naug_ops; j++)
@@ -1711,28 +951,27 @@ static void emit_data(const ir_program *p, strbuf *out)
     }
     sb_puts(out, "}\n\n");
     sb_puts(out, "/* Evaluation: images idx[first + j] (idx NULL: first + j), no augmentation. */\n"
-                 "extern \"C\" __global__ void __launch_bounds__(NR_BLOCK) data_eval(const unsigned char *pixels, "
+                 "extern \"C\" __global__ void __launch_bounds__(NR_CUDA_BLOCK) data_eval(const unsigned char *pixels, "
                  "const unsigned char *labels_in, const u32 *idx, i64 first, int n, float *x, int *labels)\n{\n"
-                 "    GRID_STRIDE(i, (i64)n * G_data::IMAGE) {\n"
-                 "        i64 j = i / G_data::IMAGE;\n        int k = (int)(i % G_data::IMAGE);\n"
-                 "        u32 img = idx ? idx[first + j] : (u32)(first + j);\n"
-                 "        x[i] = normalized(k / (G_data::H * G_data::W), (float)pixels[(i64)img * G_data::IMAGE + k] / 255.0f);\n"
-                 "        if (k == 0) labels[j] = labels_in[img];\n    }\n}\n\n");
+                 "    gather_eval<G_data>(pixels, labels_in, idx, first, n, x, labels);\n}\n\n");
     if (!p->noise_test) return;
     const resolved *nt = p->noise_test;
     int before = ropt_int(nt, NT_AT) == NT_BEFORE_NORMALIZE, same = ropt_int(nt, NT_SAME_NOISE) != 0;
     sb_printf(out, "/* The noise test: level `level` of std, draw k of the image's stream per pixel, %s normalize. */\n"
-                   "extern \"C\" __global__ void __launch_bounds__(NR_BLOCK) data_noisy(const unsigned char *pixels, "
+                   "extern \"C\" __global__ void __launch_bounds__(NR_CUDA_BLOCK) data_noisy(const unsigned char *pixels, "
                    "const unsigned char *labels_in, i64 first, int n, int level, float std, float *x, int *labels)\n{\n"
                    "    GRID_STRIDE(i, (i64)n * G_data::IMAGE) {\n"
                    "        i64 j = i / G_data::IMAGE;\n        int k = (int)(i %% G_data::IMAGE), ch = k / (G_data::H * G_data::W);\n"
                    "        u32 img = (u32)(first + j);\n",
               before ? "before" : "after");
-    sb_printf(out, "        nr_stream st = stream_make(%uull, NR_RNG_NOISE_TEST, %s, %s);\n", (unsigned)ropt_num(nt, NT_SEED),
+    sb_printf(out, "        nr_stream st = nr_stream_of(%uull, NR_RNG_NOISE_TEST, %s, %s);\n", (unsigned)ropt_num(nt, NT_SEED),
               same ? "0" : "(u32)level", same ? "0" : "img + 1");
     sb_puts(out, "        float v = (float)pixels[(i64)img * G_data::IMAGE + k] / 255.0f;\n");
-    if (!before) sb_puts(out, "        v = normalized(ch, v);\n");
-    sb_puts(out, "        v = v + nr_normal(st, (u64)k) * std;\n");
+    if (!before) {
+        sb_puts(out, "        v = normalized<G_data>(ch, v);\n");
+        emit_noise_normalize(out, p->noise_normalize);
+    }
+    sb_puts(out, "        v = v + nr_stream_normal(st, (u64)k) * std;\n");
     if (nt->v[NT_CLAMP].nlist == 2) {
         sb_puts(out, "        v = v < ");
         cu_float(out, nt->v[NT_CLAMP].list[0]);
@@ -1744,7 +983,10 @@ static void emit_data(const ir_program *p, strbuf *out)
         cu_float(out, nt->v[NT_CLAMP].list[1]);
         sb_puts(out, " : v;\n");
     }
-    if (before) sb_puts(out, "        v = normalized(ch, v);\n");
+    if (before) {
+        sb_puts(out, "        v = normalized<G_data>(ch, v);\n");
+        emit_noise_normalize(out, p->noise_normalize);
+    }
     sb_puts(out, "        x[i] = v;\n        if (k == 0) labels[j] = labels_in[img];\n    }\n}\n\n");
 }
 
@@ -1758,11 +1000,18 @@ void emit_cuda(const ir_program *p, strbuf *out)
                  " * (with --fmad=false, as the CPU reference is C without contraction).\n"
                  " * Shapes, strides and options are compile-time constants; N (the batch) is an argument,\n"
                  " * as the last batch of an epoch is smaller. netc --print-kernels lists the plan. */\n\n");
-    sb_puts(out, NR_CUDA_DEVICE_COMMON);
-    sb_puts(out, generic_source);
+    sb_puts(out, nr_cuda_model_prelude);
+    /* NVRTC's messages about the model's part name the lines of this output */
+    size_t lines = 1;
+    for (size_t i = 0; i < out->len; i++) lines += out->data[i] == '\n';
+    sb_printf(out, "\n/* ==== the model's part ==== */\n#line %zu \"", lines + 3);
+    ident(out, p->model.name);
+    sb_puts(out, ".cu\"\n\n");
     emit_data(p, out);
     int first_compute = 1;
-    for (int i = 0; i < pl.ngroups; i++) {
+    /* a final softmax is the loss kernel's (as in cuda_plan_build) */
+    int tail = pl.ngroups > 0 && pl.groups[pl.ngroups - 1].softmax >= 0 ? pl.ngroups - 1 : pl.ngroups;
+    for (int i = 0; i < tail; i++) {
         emit_group(p, &pl.groups[i], first_compute && pl.groups[i].view < 0, out);
         if (pl.groups[i].view < 0) first_compute = 0;
     }

@@ -47,6 +47,13 @@ void cuda_plan_build(const ir_program *p, cuda_plan *plan);
 void cuda_plan_free(cuda_plan *plan);
 /* The plan as a table (netc --print-kernels). */
 void cuda_plan_print(const ir_program *p, const cuda_plan *plan, strbuf *out);
-/* The CUDA C source of every kernel of the plan (netc --emit-cuda). */
+/* The CUDA C source of every kernel of the plan (netc --emit-cuda): the
+ * templates every model shares, then the model's constants, the wrappers
+ * instantiating the templates, and its data kernels. */
 void emit_cuda(const ir_program *p, strbuf *out);
+
+/* The shared templates: runtime/cuda/model_prelude.cu with what it
+ * includes (fused.cuh, data.cuh, common.cuh, runtime/nr_math.h) expanded,
+ * embedded at build time by scripts/embed-cuda (cuda_prelude_embed.c). */
+extern const char nr_cuda_model_prelude[];
 #endif

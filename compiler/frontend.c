@@ -100,7 +100,7 @@ static ir_program *lower_point(frontend *fe, const ir_sweep *sw, const ast_value
         ov[fe->nov + i].value = sw->nnames == 1 ? point : point->items[i];
     }
     ir_program *p = NULL;
-    sema_lower(fe->ast, ov, n, dl, &p);
+    sema_lower_point(fe->ast, ov, n, dl, &p);
     free(ov);
     return p;
 }
@@ -120,22 +120,52 @@ ir_program *frontend_sweep_point(frontend *fe, int sweep, int k)
     return p;
 }
 
-/* Lowers once more with one sweep point applied; its errors are reported
- * under a note naming the point. */
-static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value *point)
+static int same_loc(loc a, loc b)
+{
+    return a.src == b.src && a.line == b.line && a.col == b.col && a.end_line == b.end_line &&
+           a.end_col == b.end_col;
+}
+
+/* 1 when the base model reported this diagnostic already (among its first
+ * nbase): a sweep point repeats every warning its value does not touch. */
+static int reported_by_base(const diag_list *base, int nbase, const diag *d)
+{
+    for (int i = 0; i < nbase; i++) {
+        const diag *b = &base->items[i];
+        if (b->severity == d->severity && same_loc(b->where, d->where) && !strcmp(b->message, d->message))
+            return 1;
+    }
+    return 0;
+}
+
+/* Lowers once more with one sweep point applied; its errors and its own
+ * warnings (those the base model does not give) are reported under a
+ * diagnostic naming the point: an error when the point does not compile,
+ * else a note. -Werror holds at sweep points too. */
+static void check_sweep_point(frontend *fe, const ir_sweep *sw, const ast_value *point, int nbase)
 {
     diag_list dl;
     diag_init(&dl);
+    dl.warnings_are_errors = fe->dl.warnings_are_errors;
     ir_program *p = lower_point(fe, sw, point, &dl);
-    if (dl.errors) {
+    int fresh = 0;
+    for (int i = 0; i < dl.count; i++) fresh += !reported_by_base(&fe->dl, nbase, &dl.items[i]);
+    if (fresh) {
         strbuf sb;
         sb_init(&sb);
         ast_value_print(point, &sb);
-        diag *d = diag_add(&fe->dl, DIAG_ERROR, point->where, "the model does not compile with this sweep value %s",
-                           sb.data);
-        diag_hint(d, "the errors below are those of this sweep point");
+        diag *d;
+        if (dl.errors) {
+            d = diag_add(&fe->dl, DIAG_ERROR, point->where, "the model does not compile with this sweep value %s",
+                         sb.data);
+            diag_hint(d, "the errors below are those of this sweep point");
+        } else {
+            d = diag_add(&fe->dl, DIAG_NOTE, point->where, "with this sweep value %s:", sb.data);
+            diag_hint(d, "the warnings below are those of this sweep point");
+        }
         sb_free(&sb);
         for (int i = 0; i < dl.count; i++) {
+            if (reported_by_base(&fe->dl, nbase, &dl.items[i])) continue;
             diag *c = diag_add(&fe->dl, dl.items[i].severity, dl.items[i].where, "%s", dl.items[i].message);
             if (dl.items[i].hint) diag_hint(c, "%s", dl.items[i].hint);
         }
@@ -154,10 +184,14 @@ int frontend_run(frontend *fe, const char *name, const char *text, size_t len)
     int valid_ov = 0;
     for (int i = 0; i < fe->nov; i++)
         if (fe->ov[i].name) fe->ov[valid_ov++] = fe->ov[i];
-    if (sema_lower(fe->ast, fe->ov, valid_ov, &fe->dl, &fe->prog)) return 1;
+    /* The sweep points are checked even when the base model has errors:
+     * they repeat its errors (left out as reported already) and may have
+     * their own. */
+    sema_lower(fe->ast, fe->ov, valid_ov, &fe->dl, &fe->prog);
+    int nbase = fe->dl.count;
     for (int s = 0; s < fe->prog->nsweeps; s++) {
         const ir_sweep *sw = &fe->prog->sweeps[s];
-        for (int k = 0; k < sw->values->nitems; k++) check_sweep_point(fe, sw, sw->values->items[k]);
+        for (int k = 0; k < sw->values->nitems; k++) check_sweep_point(fe, sw, sw->values->items[k], nbase);
     }
     return diag_has_errors(&fe->dl);
 }

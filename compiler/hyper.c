@@ -94,9 +94,9 @@ static const opt_def step_opts[] = {
 };
 static const opt_def multistep_opts[] = {
     [MS_MILESTONES] = { "milestones", OPT_INT_LIST, 0, "none", 1, INF, NULL, 1, 0, NULL, 0,
-                        "epochs (or iterations) at which lr is multiplied by gamma" },
+                        "epochs (or iterations) at which lr is multiplied by gamma", 0, 1 },
     [MS_FRACTIONS] = { "fractions", OPT_FLOAT_LIST, 0, "none", 0, 1, NULL, 1, 0, NULL, KW,
-                       "milestones as fractions of the whole training" },
+                       "milestones as fractions of the whole training", 0, 1 },
     [MS_GAMMA] = { "gamma", OPT_FLOAT, 0.1, "0.1", 0, INF, NULL, 0, 0, NULL, KW, "factor per milestone" },
     [MS_PER] = { "per", OPT_ENUM, PER_EPOCH, "epoch", 0, 0, per_names, 0, 0, NULL, KW, "what milestones count" },
 };
@@ -155,6 +155,12 @@ static const call_def data_op_rows[] = {
 };
 const call_table data_ops = TABLE("data transform", data_op_rows);
 
+static const call_def noise_test_op_rows[] = {
+    [NTOP_NORMALIZE] = ROW("normalize", normalize_opts,
+                           "(x - mean) / std per channel, for the noise test only, before its noise"),
+};
+const call_table noise_test_ops = TABLE("noise_test transform", noise_test_op_rows);
+
 static const opt_def rotate_opts[] = {
     [ROT_DEGREES] = { "degrees", OPT_FLOAT, 0, NULL, 0, 180, NULL, 0, 0, NULL, 0,
                       "angle drawn from U(-degrees, degrees), counter-clockwise positive" },
@@ -172,7 +178,7 @@ static const opt_def crop_opts[] = {
 static const opt_def anoise_opts[] = {
     [ANOISE_STD] = { "std", OPT_FLOAT, 0, NULL, 0, INF, NULL, 0, 0, NULL, 0, "standard deviation" },
     [ANOISE_CLAMP] = { "clamp", OPT_FLOAT_LIST, 0, "none", -INF, INF, NULL, 2, 2, NULL, KW,
-                       "[low, high] to clamp the noisy image to" },
+                       "[low, high] to clamp the noisy image to", 0, 1 },
     [ANOISE_AT] = { "at", OPT_ENUM, 0, "before_normalize", 0, 0, aug_noise_at, 0, 0, NULL, KW,
                     "add the noise to [0, 1] pixels or to normalized ones" },
 };
@@ -228,7 +234,7 @@ static const opt_def noise_test_settings[] = {
     [NT_AT] = { "at", OPT_ENUM, 0, "after_normalize", 0, 0, noise_at, 0, 0, NULL, KW,
                 "add the noise to normalized images or to [0, 1] pixels" },
     [NT_CLAMP] = { "clamp", OPT_FLOAT_LIST, 0, "none", -INF, INF, NULL, 2, 2, NULL, KW,
-                   "[low, high] to clamp noisy images to" },
+                   "[low, high] to clamp noisy images to", 0, 1 },
     [NT_SAME_NOISE] = { "same_noise", OPT_BOOL, 0, "false", 0, 1, NULL, 0, 0, NULL, KW,
                         "one noise pattern for every image (reproduces scripts that reset the generator per image)" },
 };

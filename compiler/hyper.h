@@ -19,6 +19,9 @@ enum { NT_STD, NT_SEED, NT_AT, NT_CLAMP, NT_SAME_NOISE };
 /* Statements written as bare calls inside data and augment blocks. */
 extern const call_table data_ops;       /* normalize, resize */
 extern const call_table augment_ops;    /* rotate, hflip, crop, noise */
+/* normalize: one the noise test applies and training did not (W1's script) */
+extern const call_table noise_test_ops;
+enum { NTOP_NORMALIZE };
 typedef enum { D_NORMALIZE, D_RESIZE } data_op_id;
 enum { NORM_MEAN, NORM_STD };
 enum { RESIZE_SIZE, RESIZE_MODE };

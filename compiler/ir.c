@@ -16,6 +16,7 @@ void ir_program_free(ir_program *p)
     for (int i = 0; i < p->ndata_ops; i++) resolved_free(p->data_ops[i]);
     free(p->data_ops);
     resolved_free(p->augment);
+    resolved_free(p->noise_normalize);
     for (int i = 0; i < p->naug_ops; i++) resolved_free(p->aug_ops[i]);
     free(p->aug_ops);
     resolved_free(p->train);
@@ -61,6 +62,38 @@ static void dump_settings(FILE *out, const char *name, const resolved *r)
     }
 }
 
+/* The layer's options with the defaults that follow from elsewhere (in=,
+ * a pooling stride, batchnorm's features, init=model) shown as the values
+ * they resolve to, not as the 0 that stands for "derived". */
+static void print_node_op(const ir_model *m, const ir_node *n, strbuf *sb)
+{
+    resolved shown = *n->op;  /* shallow: the copy only changes numbers */
+    int shaped = n->id < m->shaped;
+    switch (layer_kind_of(n->op)) {
+    case L_CONV:
+        if (!ropt_given(n->op, CONV_IN) && shaped) shown.v[CONV_IN].num = (double)n->in.d[0];
+        if (ropt_int(n->op, CONV_INIT) == INIT_MODEL) shown.v[CONV_INIT].num = m->init;
+        break;
+    case L_DENSE:
+        if (!ropt_given(n->op, DENSE_IN) && shaped)
+            shown.v[DENSE_IN].num = (double)(n->in.rank == 3 ? shape_elems(&n->in) : n->in.d[0]);
+        if (ropt_int(n->op, DENSE_INIT) == INIT_MODEL) shown.v[DENSE_INIT].num = m->init;
+        break;
+    case L_MAXPOOL:
+    case L_AVGPOOL:
+        if (!ropt_given(n->op, POOL_STRIDE)) shown.v[POOL_STRIDE].num = ropt_num(n->op, POOL_KERNEL);
+        break;
+    case L_BATCHNORM:
+    case L_BATCHNORM1D:
+    case L_BATCHNORM2D:
+        if (!ropt_given(n->op, BN_FEATURES) && shaped) shown.v[BN_FEATURES].num = (double)n->in.d[0];
+        break;
+    default:
+        break;
+    }
+    resolved_print(&shown, sb);
+}
+
 void ir_dump(const ir_program *p, FILE *out)
 {
     const ir_model *m = &p->model;
@@ -85,10 +118,12 @@ void ir_dump(const ir_program *p, FILE *out)
         const ir_node *n = &m->nodes[i];
         strbuf sb;
         sb_init(&sb);
-        resolved_print(n->op, &sb);
+        print_node_op(m, n, &sb);
         shape_format(&n->out, b, sizeof b);
-        fprintf(out, "  %%%d %s = %s(%%%d) -> %s  params %lld\n", n->id, n->name, sb.data, n->inputs[0], b,
-                n->params);
+        char from[16];
+        if (n->inputs[0] < 0) snprintf(from, sizeof from, "input");
+        else snprintf(from, sizeof from, "%%%d", n->inputs[0]);
+        fprintf(out, "  %%%d %s = %s(%s) -> %s  params %lld\n", n->id, n->name, sb.data, from, b, n->params);
         sb_free(&sb);
     }
     fprintf(out, "}\n");
@@ -102,6 +137,7 @@ void ir_dump(const ir_program *p, FILE *out)
     fprintf(out, "}\n");
     if (p->noise_test) {
         dump_settings(out, "noise_test", p->noise_test);
+        if (p->noise_normalize) dump_resolved(out, "transform", p->noise_normalize);
         fprintf(out, "}\n");
     }
 }

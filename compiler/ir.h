@@ -22,6 +22,7 @@ typedef struct ir_node {
     long long expect_dims[3];
     long long expect_batch;  /* 0 when written N */
     loc expect_loc, expect_batch_loc;
+    int after_gap;           /* a layer written before it (after the node before) did not resolve */
 } ir_node;
 
 typedef struct ir_model {
@@ -30,11 +31,15 @@ typedef struct ir_model {
     shape input;
     loc input_loc;
     int input_given;
+    long long input_batch;   /* the batch written in front of the input; 0 when N or none */
+    loc input_batch_loc;
     int classes;
     int init;                /* index into init_names, never INIT_MODEL */
     int auto_flatten;
     ir_node *nodes;
     int count;
+    int shaped;              /* nodes[0..shaped) have inferred shapes (count when all do) */
+    int tail_gap;            /* the last layer written did not resolve */
 } ir_model;
 
 typedef struct ir_param {
@@ -61,6 +66,7 @@ typedef struct ir_program {
     int naug_ops;
     resolved *train;
     resolved *noise_test;    /* NULL when the file has no noise_test block */
+    resolved *noise_normalize; /* the noise test's own normalize(), or NULL */
     int has_data;
     ir_sweep *sweeps;
     int nsweeps;

@@ -73,24 +73,27 @@ static int conv_infer(const resolved *o, const shape *in, shape *out, shape_ctx 
 {
     if (need_image(in, cx, "conv")) return -1;
     long long k = ropt_int(o, CONV_KERNEL), s = ropt_int(o, CONV_STRIDE), p = ropt_int(o, CONV_PADDING);
+    if (window_out(in->d[1], k, s, p, &out->d[1], cx, "conv", in)) return -1;
+    if (window_out(in->d[2], k, s, p, &out->d[2], cx, "conv", in)) return -1;
+    /* The output is known from here on: the errors below keep it, so the
+     * layers after this one are still checked. */
+    out->rank = 3;
+    out->d[0] = ropt_int(o, CONV_OUT);
+    int rc = 0;
     if (ropt_given(o, CONV_IN) && ropt_int(o, CONV_IN) != in->d[0]) {
         diag *d = diag_add(cx->dl, DIAG_ERROR, o->v[CONV_IN].where,
                            "conv '%s' says in=%d channels, but its input has %lld",
                            cx->name, ropt_int(o, CONV_IN), in->d[0]);
         diag_hint(d, "the channel count comes from the layer before; fix 'in' or that layer's 'out'");
-        return -1;
+        rc = -1;
     }
     if (ropt_int(o, CONV_PADDING_MODE) == PAD_REFLECT && (p >= in->d[1] || p >= in->d[2])) {
         diag_add(cx->dl, DIAG_ERROR, o->v[CONV_PADDING].where,
                  "conv '%s': reflect padding %lld must be smaller than the input (%lldx%lld)",
                  cx->name, p, in->d[1], in->d[2]);
-        return -1;
+        rc = -1;
     }
-    out->rank = 3;
-    out->d[0] = ropt_int(o, CONV_OUT);
-    if (window_out(in->d[1], k, s, p, &out->d[1], cx, "conv", in)) return -1;
-    if (window_out(in->d[2], k, s, p, &out->d[2], cx, "conv", in)) return -1;
-    return 0;
+    return rc;
 }
 
 static long long conv_params(const resolved *o, const shape *in, const shape *out)
@@ -112,6 +115,9 @@ static long long flat_size(const shape *in, shape_ctx *cx)
 
 static int dense_infer(const resolved *o, const shape *in, shape *out, shape_ctx *cx)
 {
+    /* The output is known whatever the input: errors keep it. */
+    out->rank = 1;
+    out->d[0] = ropt_int(o, DENSE_OUT);
     if (in->rank == 3 && !cx->auto_flatten) {
         char b[64];
         shape_format(in, b, sizeof b);
@@ -129,8 +135,6 @@ static int dense_infer(const resolved *o, const shape *in, shape *out, shape_ctx
         diag_hint(d, "the feature count comes from the layer before; fix 'in' or that layer's 'out'");
         return -1;
     }
-    out->rank = 1;
-    out->d[0] = ropt_int(o, DENSE_OUT);
     return 0;
 }
 
@@ -152,21 +156,22 @@ static int pool_infer(const resolved *o, const shape *in, shape *out, shape_ctx 
     if (need_image(in, cx, kind)) return -1;
     long long k = ropt_int(o, POOL_KERNEL), p = ropt_int(o, POOL_PADDING);
     long long s = ropt_given(o, POOL_STRIDE) ? ropt_int(o, POOL_STRIDE) : k;
+    if (window_out(in->d[1], k, s, p, &out->d[1], cx, kind, in)) return -1;
+    if (window_out(in->d[2], k, s, p, &out->d[2], cx, kind, in)) return -1;
+    out->rank = 3;
+    out->d[0] = in->d[0];
     if (2 * p > k) {
         diag_add(cx->dl, DIAG_ERROR, o->v[POOL_PADDING].where,
                  "%s '%s': padding %lld must be at most half the kernel (%lld)", kind, cx->name, p, k);
         return -1;
     }
-    out->rank = 3;
-    out->d[0] = in->d[0];
-    if (window_out(in->d[1], k, s, p, &out->d[1], cx, kind, in)) return -1;
-    if (window_out(in->d[2], k, s, p, &out->d[2], cx, kind, in)) return -1;
     return 0;
 }
 
 static int batchnorm_infer(const resolved *o, const shape *in, shape *out, shape_ctx *cx)
 {
     layer_id id = layer_kind_of(o);
+    *out = *in;  /* errors keep it: the layers after this one are still checked */
     int want = id == L_BATCHNORM1D ? 1 : id == L_BATCHNORM2D ? 3 : in->rank;
     if (in->rank != want) {
         char b[64];
@@ -186,7 +191,6 @@ static int batchnorm_infer(const resolved *o, const shape *in, shape *out, shape
         diag_hint(d, "leave the count out and netc takes it from the input");
         return -1;
     }
-    *out = *in;
     return 0;
 }
 
@@ -275,32 +279,32 @@ static const char *const avgpool_aliases[] = { "avgpool2d", NULL };
 
 const layer_row layer_table[L_COUNT] = {
     [L_CONV] = { { "conv", conv_aliases, OPTS(conv_opts), "2-D convolution" },
-                 conv_infer, conv_params, conv_macs, 0, 0 },
+                 conv_infer, conv_params, conv_macs, 0, 0, NR_CONV },
     [L_DENSE] = { { "dense", dense_aliases, OPTS(dense_opts), "fully connected layer" },
-                  dense_infer, dense_params, dense_macs, 0, 0 },
+                  dense_infer, dense_params, dense_macs, 0, 0, NR_DENSE },
     [L_MAXPOOL] = { { "maxpool", maxpool_aliases, OPTS(pool_opts), "max pooling" },
-                    pool_infer, NULL, NULL, 0, 0 },
+                    pool_infer, NULL, NULL, 0, 0, NR_MAXPOOL },
     [L_AVGPOOL] = { { "avgpool", avgpool_aliases, OPTS(pool_opts), "average pooling (padding counted)" },
-                    pool_infer, NULL, NULL, 0, 0 },
+                    pool_infer, NULL, NULL, 0, 0, NR_AVGPOOL },
     [L_BATCHNORM] = { { "batchnorm", NULL, OPTS(bn_opts), "batch normalisation of its input's rank" },
-                      batchnorm_infer, batchnorm_params, NULL, 0, 1 },
+                      batchnorm_infer, batchnorm_params, NULL, 0, 1, NR_BATCHNORM },
     [L_BATCHNORM1D] = { { "batchnorm1d", NULL, OPTS(bn_opts), "batch normalisation of [N, F]" },
-                        batchnorm_infer, batchnorm_params, NULL, 0, 1 },
+                        batchnorm_infer, batchnorm_params, NULL, 0, 1, NR_BATCHNORM },
     [L_BATCHNORM2D] = { { "batchnorm2d", NULL, OPTS(bn_opts), "batch normalisation of [N, C, H, W]" },
-                        batchnorm_infer, batchnorm_params, NULL, 0, 1 },
+                        batchnorm_infer, batchnorm_params, NULL, 0, 1, NR_BATCHNORM },
     [L_DROPOUT] = { { "dropout", NULL, OPTS(dropout_opts), "zeroes elements while training, scales by 1/(1-p)" },
-                    same_infer, NULL, NULL, 0, 0 },
+                    same_infer, NULL, NULL, 0, 0, NR_DROPOUT },
     [L_FLATTEN] = { { "flatten", NULL, NOOPTS, "[N, C, H, W] to [N, C*H*W]" },
-                    flatten_infer, NULL, NULL, 0, 0 },
-    [L_TANH] = { { "tanh", NULL, NOOPTS, "hyperbolic tangent" }, same_infer, NULL, NULL, 1, 0 },
-    [L_RELU] = { { "relu", NULL, NOOPTS, "max(x, 0)" }, same_infer, NULL, NULL, 1, 0 },
+                    flatten_infer, NULL, NULL, 0, 0, NR_FLATTEN },
+    [L_TANH] = { { "tanh", NULL, NOOPTS, "hyperbolic tangent" }, same_infer, NULL, NULL, 1, 0, NR_TANH },
+    [L_RELU] = { { "relu", NULL, NOOPTS, "max(x, 0)" }, same_infer, NULL, NULL, 1, 0, NR_RELU },
     [L_LEAKY_RELU] = { { "leaky_relu", NULL, OPTS(leaky_opts), "x, or slope*x below 0" },
-                       same_infer, NULL, NULL, 1, 0 },
-    [L_SIGMOID] = { { "sigmoid", NULL, NOOPTS, "1/(1+exp(-x))" }, same_infer, NULL, NULL, 1, 0 },
+                       same_infer, NULL, NULL, 1, 0, NR_LEAKY_RELU },
+    [L_SIGMOID] = { { "sigmoid", NULL, NOOPTS, "1/(1+exp(-x))" }, same_infer, NULL, NULL, 1, 0, NR_SIGMOID },
     [L_SOFTMAX] = { { "softmax", NULL, NOOPTS, "softmax over features (dim 1)" },
-                    same_infer, NULL, NULL, 1, 0 },
+                    same_infer, NULL, NULL, 1, 0, NR_SOFTMAX },
     [L_LOG_SOFTMAX] = { { "log_softmax", NULL, NOOPTS, "log of softmax over features (dim 1)" },
-                        same_infer, NULL, NULL, 1, 0 },
+                        same_infer, NULL, NULL, 1, 0, NR_LOG_SOFTMAX },
 };
 
 const call_table layer_calls = { "layer kind", layer_table, sizeof layer_table[0], L_COUNT };

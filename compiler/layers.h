@@ -4,6 +4,7 @@
 #ifndef NETC_LAYERS_H
 #define NETC_LAYERS_H
 #include "spec.h"
+#include "../runtime/netrt.h"
 
 /* Shape of one sample: [C, H, W] (rank 3) or [F] (rank 1). */
 typedef struct shape {
@@ -40,12 +41,16 @@ typedef struct shape_ctx {
 
 typedef struct layer_row {
     call_def call;  /* first: the row is also a call_def */
-    /* Sets *out from *in, or reports why it cannot and returns -1. */
+    /* Sets *out from *in and returns 0; on a mistake reports it and
+     * returns -1, leaving out->rank 0 when no output shape follows (a
+     * kernel larger than its input) and setting *out when one still does
+     * (a wrong 'in='), so that the layers after it are checked too. */
     int (*infer)(const resolved *o, const shape *in, shape *out, shape_ctx *cx);
     long long (*params)(const resolved *o, const shape *in, const shape *out);
     long long (*macs)(const resolved *o, const shape *in, const shape *out);
     int is_activation;       /* elementwise, no parameters */
     int is_normalization;    /* BatchNorm of some rank */
+    nr_kind runtime_kind;    /* what the runtime runs it as (runtime/netrt.h's NR_LAYER_KINDS) */
 } layer_row;
 
 extern const layer_row layer_table[L_COUNT];

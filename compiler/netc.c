@@ -56,6 +56,7 @@ typedef struct cli {
     int emit_c;        /* -S / --emit-c */
     int verbose;
     strbuf overrides;  /* the -D options as given, for the program's records */
+    int malformed;     /* a -D or --sweep that does not parse: reported, exit status 2 */
 } cli;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -99,7 +100,7 @@ static int parse_args(int argc, char **argv, cli *c, frontend *fe)
         } else if (!strcmp(a, "-D") || !strncmp(a, "-D", 2)) {
             const char *def = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!def) return usage_error("%s needs NAME=VALUE", "-D");
-            frontend_define(fe, def);
+            if (frontend_define(fe, def)) c->malformed = 1;
             sb_printf(&c->overrides, "%s-D %s", c->overrides.len ? " " : "", def);
         } else if (!strcmp(a, "-o")) {
             if (i + 1 >= argc) return usage_error("%s needs a file name", "-o");
@@ -108,7 +109,7 @@ static int parse_args(int argc, char **argv, cli *c, frontend *fe)
         } else if (!strcmp(a, "--sweep") || !strncmp(a, "--sweep=", 8)) {
             const char *def = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
             if (!def) return usage_error("%s needs NAME=[VALUE, ...]", "--sweep");
-            frontend_sweep(fe, def);
+            if (frontend_sweep(fe, def)) c->malformed = 1;
         } else if (!strcmp(a, "-S") || !strcmp(a, "--emit-c")) {
             c->emit_c = 1;
         } else if (!strcmp(a, "-v")) {
@@ -232,7 +233,7 @@ static int print_cuda(const cli *c, const ir_program *prog)
 
 int main(int argc, char **argv)
 {
-    cli c = { ACT_NONE, NULL, NULL, -1, 0, 50, 0, 0, { NULL, 0, 0 } };
+    cli c = { ACT_NONE, NULL, NULL, -1, 0, 50, 0, 0, { NULL, 0, 0 }, 0 };
     frontend fe;
     frontend_init(&fe);
     int rc = parse_args(argc, argv, &c, &fe);
@@ -242,6 +243,13 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     int color = c.color >= 0 ? c.color : isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
+    if (c.malformed) {  /* a command-line mistake: the file is not read */
+        diag_render_all(&fe.dl, stderr, color);
+        fprintf(stderr, "Try 'netc --help' for more information.\n");
+        frontend_free(&fe);
+        sb_free(&c.overrides);
+        return 2;
+    }
     fe.dl.max_errors = c.max_errors;
     fe.dl.warnings_are_errors = c.werror;
     size_t len = 0;
@@ -252,8 +260,7 @@ int main(int argc, char **argv)
         sb_free(&c.overrides);
         return 1;
     }
-    int failed = diag_has_errors(&fe.dl);  /* a malformed -D */
-    if (!failed) failed = frontend_run(&fe, strcmp(c.file, "-") ? c.file : "<stdin>", text, len);
+    int failed = frontend_run(&fe, strcmp(c.file, "-") ? c.file : "<stdin>", text, len);
     free(text);
     int wants_c = c.action == ACT_EMIT_C || c.action == ACT_BUILD || c.action == ACT_EMIT_CUDA ||
                   c.action == ACT_PRINT_KERNELS;

@@ -59,6 +59,8 @@ typedef struct sema {
     param_env env;
     ir_program *prog;
     const ast_item *blocks[B_COUNT];
+    int gap;                 /* an enabled layer since the last node did not resolve */
+    int layer_errors;        /* errors of layer statements: they leave the other layers checkable */
 } sema;
 
 static int eval_bool(sema *s, const ast_value *v0, int *out)
@@ -242,14 +244,23 @@ static void apply_setting(sema *s, block_id b, const ast_stmt *st, resolved *r)
 /* Bare call statements of a data or augment block. */
 static void apply_op(sema *s, const call_table *ops, const ast_stmt *st, resolved ***list, int *n)
 {
-    if (st->name || st->expect || st->cond) {
+    if (st->name || st->expect) {
         diag *d = diag_add(s->dl, DIAG_ERROR, st->where, "layers belong in the model block");
         diag_hint(d, "here write settings 'key = value' or %ss such as %s(...)", ops->what,
                   table_def(ops, 0)->name);
         return;
     }
+    int on = 1;
+    if (st->cond) {
+        if (eval_bool(s, st->cond, &on)) return;
+        if (st->cond_negated) on = !on;
+    }
     resolved *r = resolve_call(ops, st->value, &s->env, s->dl);
     if (!r) return;
+    if (!on) {  /* checked all the same, as a disabled layer is */
+        resolved_free(r);
+        return;
+    }
     *list = xrealloc(*list, (size_t)(*n + 1) * sizeof **list);
     (*list)[(*n)++] = r;
 }
@@ -306,8 +317,22 @@ static void lower_input(sema *s, const ast_stmt *st)
         return;
     }
     int first = (v->nitems == 4 || v->nitems == 2) ? 1 : 0;
-    if (first && v->items[0]->kind != V_INT && !is_batch_dim(v->items[0])) {
-        diag_add(s->dl, DIAG_ERROR, v->items[0]->where, "the batch dimension must be N or a number");
+    const ast_value *b = first ? param_env_deref(&s->env, v->items[0], s->dl) : NULL;
+    if (first && !b) return;
+    if (first && (b->kind != V_INT || b->i < 1) && !is_batch_dim(b)) {
+        diag_add(s->dl, DIAG_ERROR, v->items[0]->where, "the batch dimension must be N or a positive number");
+        return;
+    }
+    /* [28, 28] reads as an image size to anyone coming from a 28x28
+     * dataset, and as [batch, features] by the rule for two items: only
+     * N says which. */
+    if (v->nitems == 2 && !is_batch_dim(b)) {
+        char *text = value_text(v), *second = value_text(v->items[1]);
+        diag *d = diag_add(s->dl, DIAG_ERROR, st->value->where, "input %s is ambiguous", text);
+        diag_hint(d, "write [1, %lld, %s] for images of one channel, or [N, %s] for %s features",
+                  b->i, second, second, second);
+        free(text);
+        free(second);
         return;
     }
     int rank = v->nitems - first;
@@ -328,6 +353,8 @@ static void lower_input(sema *s, const ast_stmt *st)
         sh.d[i] = d->i;
     }
     m->input = sh;
+    m->input_batch = first && b->kind == V_INT ? b->i : 0;
+    m->input_batch_loc = v->items[0]->where;
     m->input_loc = st->value->where;
     m->input_given = 1;
 }
@@ -374,18 +401,43 @@ static void lower_expect(sema *s, const ast_value *v0, ir_node *n)
     n->expect_loc = v0->where;
 }
 
+static void lower_layer_node(sema *s, const ast_stmt *st, int *kind_counts);
+
+/* A layer statement's errors are counted apart: the shapes of the layers
+ * before a layer that does not resolve are still checked. */
 static void lower_layer(sema *s, const ast_stmt *st, int *kind_counts)
 {
+    int before = s->dl->errors;
+    lower_layer_node(s, st, kind_counts);
+    s->layer_errors += s->dl->errors - before;
+}
+
+static void lower_layer_node(sema *s, const ast_stmt *st, int *kind_counts)
+{
     ir_model *m = &s->prog->model;
+    int on = 1;
     if (st->cond) {
-        int on;
-        if (eval_bool(s, st->cond, &on)) return;
+        if (eval_bool(s, st->cond, &on)) {
+            s->gap = 1;
+            return;
+        }
         if (st->cond_negated) on = !on;
-        if (!on) return;
     }
+    /* A disabled layer's kind and options are checked all the same, so a
+     * typo does not wait for the run that enables it. Its shape is not:
+     * the model without it may be the only one its author means to build. */
     resolved *op = resolve_call(&layer_calls, st->value, &s->env, s->dl);
-    if (!op) return;
+    if (!op) {
+        s->gap |= on;
+        return;
+    }
+    if (!on) {
+        resolved_free(op);
+        return;
+    }
     ir_node n = { 0 };
+    n.after_gap = s->gap;
+    s->gap = 0;
     n.op = op;
     n.where = st->where;
     if (st->expect) lower_expect(s, st->expect, &n);
@@ -447,6 +499,7 @@ static void lower_model(sema *s)
         }
         apply_setting(s, B_MODEL, st, settings);
     }
+    m->tail_gap = s->gap;
     if (settings->v[MODEL_CLASSES].given) m->classes = ropt_int(settings, MODEL_CLASSES);
     m->init = ropt_int(settings, MODEL_INIT) + INIT_PYTORCH;
     m->auto_flatten = ropt_int(settings, MODEL_AUTO_FLATTEN);
@@ -459,11 +512,47 @@ static void lower_model(sema *s)
     }
 }
 
+/* The noise test's own normalize(): at most one. */
+static void keep_noise_normalize(sema *s, resolved **ops, int nops)
+{
+    for (int i = 0; i < nops; i++) {
+        if (!s->prog->noise_normalize) {
+            s->prog->noise_normalize = ops[i];
+            continue;
+        }
+        diag *d = diag_add(s->dl, DIAG_ERROR, ops[i]->where, "a second normalize in the noise_test block");
+        diag_hint(d, "the first is on line %d; one normalize takes a value per channel",
+                  s->prog->noise_normalize->where.line);
+        resolved_free(ops[i]);
+    }
+    free(ops);
+}
+
 static void check_schedule(sema *s)
 {
-    const resolved *sch = s->prog->train->v[TRAIN_SCHEDULE].call;
+    const resolved *train = s->prog->train, *sch = train->v[TRAIN_SCHEDULE].call;
+    /* Left out, t_max is the whole run in what 'per' counts. Given with
+     * per=iteration, a t_max no larger than the epochs was written in
+     * epochs: the cosine would end within the first epoch. */
+    if (sch && sch->index == S_COSINE && ropt_int(sch, COS_PER) == PER_ITERATION && ropt_given(sch, COS_T_MAX) &&
+        ropt_int(sch, COS_T_MAX) <= ropt_int(train, TRAIN_EPOCHS)) {
+        diag *d = diag_add(s->dl, DIAG_WARNING, sch->v[COS_T_MAX].where,
+                           "t_max = %d counts iterations (per=iteration), no more than train.epochs (%d)",
+                           ropt_int(sch, COS_T_MAX), ropt_int(train, TRAIN_EPOCHS));
+        diag_hint(d, "write per=epoch to count epochs, or leave t_max out for the whole run");
+    }
     if (!sch || sch->index != S_MULTISTEP) return;
     int ms = sch->v[MS_MILESTONES].given, fr = sch->v[MS_FRACTIONS].given;
+    if (ms && ropt_int(sch, MS_PER) == PER_EPOCH) {
+        const optval *m = &sch->v[MS_MILESTONES];
+        int epochs = ropt_int(train, TRAIN_EPOCHS);
+        if (m->list[m->nlist - 1] >= epochs) {
+            diag *d = diag_add(s->dl, DIAG_WARNING, m->where,
+                               "milestone %.0f is never reached: training runs %d epochs (0 to %d)",
+                               m->list[m->nlist - 1], epochs, epochs - 1);
+            diag_hint(d, "milestones count epochs from 0; use fractions=[...] to follow train.epochs");
+        }
+    }
     if (ms == fr) {
         diag *d = diag_add(s->dl, DIAG_ERROR, sch->where, "multistep needs either milestones or fractions");
         diag_hint(d, "for example multistep(fractions=[0.3, 0.6, 0.8], gamma=0.2)");
@@ -483,7 +572,8 @@ static void check_optimizer(sema *s)
     }
 }
 
-int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out)
+static int lower(const ast_file *f, const override *ov, int nov, int with_sweeps, diag_list *dl,
+                 ir_program **out)
 {
     ir_program *p = xcalloc(1, sizeof *p);
     p->src = f->src;
@@ -491,7 +581,10 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     int errors_before = dl->errors, first_diag = dl->count;
     sema s = { .file = f, .dl = dl, .env = { NULL, 0, ov, nov }, .prog = p };
     collect_params(&s);
-    collect_sweeps(&s);
+    /* A sweep point's IR is that one point: collecting (and checking) every
+     * point again at each point made checking a sweep quadratic. */
+    if (with_sweeps) collect_sweeps(&s);
+    int errors_before_model = dl->errors;
     find_blocks(&s);
     lower_model(&s);
 
@@ -501,20 +594,36 @@ int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir
     p->has_data = s.blocks[B_DATA] != NULL;
     lower_settings_block(&s, B_DATA, p->data, &data_ops, &p->data_ops, &p->ndata_ops);
     require_setting(&s, B_DATA, p->data, DATA_DATASET);
+    /* The shapes follow from the model and its data; a mistake elsewhere
+     * (train, augment, noise_test, parameters) does not stop their checks. */
+    int shapes_checkable = dl->errors - s.layer_errors == errors_before_model;
     lower_settings_block(&s, B_AUGMENT, p->augment, &augment_ops, &p->aug_ops, &p->naug_ops);
     lower_settings_block(&s, B_TRAIN, p->train, NULL, NULL, NULL);
     if (s.blocks[B_NOISE_TEST]) {
         p->noise_test = resolved_new(table_def(&block_settings, B_NOISE_TEST), B_NOISE_TEST,
                                      s.blocks[B_NOISE_TEST]->where);
-        lower_settings_block(&s, B_NOISE_TEST, p->noise_test, NULL, NULL, NULL);
+        resolved **ops = NULL;
+        int nops = 0;
+        lower_settings_block(&s, B_NOISE_TEST, p->noise_test, &noise_test_ops, &ops, &nops);
         require_setting(&s, B_NOISE_TEST, p->noise_test, NT_STD);
+        keep_noise_normalize(&s, ops, nops);
     }
     check_schedule(&s);
     check_optimizer(&s);
     free(s.env.params);
-    if (dl->errors == errors_before) infer_shapes(p, dl);
+    if (shapes_checkable) infer_shapes(p, dl);
     diag_sort_from(dl, first_diag);
     return dl->errors > errors_before;
+}
+
+int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out)
+{
+    return lower(f, ov, nov, 1, dl, out);
+}
+
+int sema_lower_point(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out)
+{
+    return lower(f, ov, nov, 0, dl, out);
 }
 
 int parse_override(const char *text, diag_list *dl, override *ov, ast_file **keep, source **keep_src)

@@ -14,6 +14,9 @@ typedef struct override {
 /* Lowers f to *out (always set; free with ir_program_free). Returns 0 when
  * no error was reported. */
 int sema_lower(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out);
+/* The same for one sweep point, whose values are among the overrides: the
+ * IR it gives has no sweeps, and the sweeps are not checked again. */
+int sema_lower_point(const ast_file *f, const override *ov, int nov, diag_list *dl, ir_program **out);
 
 /* Parses "-D name=value" text into an override; the parsed AST is appended
  * to *keep (free with ast_file_free) and its source to *keep_src. */

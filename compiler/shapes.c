@@ -31,6 +31,12 @@ static void check_input(ir_program *p, diag_list *dl)
     const dataset_info *ds = ir_dataset(p);
     shape want = { 0, { 0, 0, 0 } };
     if (ds) data_shape(p, ds, &want);
+    int batch = ropt_int(p->train, TRAIN_BATCH);
+    if (m->input_batch && m->input_batch != batch) {
+        diag *d = diag_add(dl, DIAG_WARNING, m->input_batch_loc,
+                           "input's batch dimension is %lld, but train.batch is %d", m->input_batch, batch);
+        diag_hint(d, "write N for 'any batch size'");
+    }
     if (!m->input_given) {
         if (ds) { m->input = want; return; }
         diag *d = diag_add(dl, DIAG_ERROR, m->where, "model '%s' does not say its input shape", m->name);
@@ -158,6 +164,7 @@ static void lint_bias_before_batchnorm(const ir_model *m, diag_list *dl)
 {
     for (int i = 0; i + 1 < m->count; i++) {
         const ir_node *a = &m->nodes[i], *b = &m->nodes[i + 1];
+        if (b->after_gap) continue;
         layer_id ka = layer_kind_of(a->op);
         if (!layer_table[layer_kind_of(b->op)].is_normalization) continue;
         int bias_idx = ka == L_CONV ? CONV_BIAS : ka == L_DENSE ? DENSE_BIAS : -1;
@@ -165,9 +172,17 @@ static void lint_bias_before_batchnorm(const ir_model *m, diag_list *dl)
         if (bias_idx < 0 || !ropt_num(a->op, bias_idx) || ropt_given(a->op, bias_idx)) continue;
         diag *d = diag_add(dl, DIAG_WARNING, a->where,
                            "the bias of '%s' is redundant: '%s' right after it subtracts the mean", a->name, b->name);
-        diag_hint(d, "write bias=false to save %lld parameters, or bias=true to keep it silently",
-                  a->out.d[0]);
+        diag_hint(d, "write bias=false to save %d parameters, or bias=true to keep it silently",
+                  ropt_int(a->op, ka == L_CONV ? CONV_OUT : DENSE_OUT));
     }
+}
+
+static void check_normalize_counts(const resolved *op, long long channels, diag_list *dl)
+{
+    int nm = op->v[NORM_MEAN].nlist, ns = op->v[NORM_STD].nlist;
+    if ((nm != 1 && nm != channels) || (ns != 1 && ns != channels))
+        diag_add(dl, DIAG_ERROR, op->where, "normalize needs 1 or %lld values for mean and std, got %d and %d",
+                 channels, nm, ns);
 }
 
 static void check_data(const ir_program *p, diag_list *dl)
@@ -175,14 +190,9 @@ static void check_data(const ir_program *p, diag_list *dl)
     long long channels = p->model.input.rank == 3 ? p->model.input.d[0] : 1;
     const dataset_info *ds = ir_dataset(p);
     if (ds) channels = ds->channels;
-    for (int i = 0; i < p->ndata_ops; i++) {
-        const resolved *op = p->data_ops[i];
-        if (op->index != D_NORMALIZE) continue;
-        int nm = op->v[NORM_MEAN].nlist, ns = op->v[NORM_STD].nlist;
-        if ((nm != 1 && nm != channels) || (ns != 1 && ns != channels))
-            diag_add(dl, DIAG_ERROR, op->where, "normalize needs 1 or %lld values for mean and std, got %d and %d",
-                     channels, nm, ns);
-    }
+    for (int i = 0; i < p->ndata_ops; i++)
+        if (p->data_ops[i]->index == D_NORMALIZE) check_normalize_counts(p->data_ops[i], channels, dl);
+    if (p->noise_normalize) check_normalize_counts(p->noise_normalize, channels, dl);
     if (ds && ropt_num(p->data, DATA_VALIDATION) >= ds->train_count) {
         /* validation has no upper bound: it may not fit in an int */
         diag *d = diag_add(dl, DIAG_ERROR, p->data->v[DATA_VALIDATION].where,
@@ -199,6 +209,35 @@ static void check_data(const ir_program *p, diag_list *dl)
     }
 }
 
+/* Infers the shapes of the nodes in order. A layer whose rule reports a
+ * mistake but still gives an output (a wrong 'in=') lets the next ones be
+ * checked, as a C compiler carries on after a type error; the pass stops
+ * only where no output shape can be inferred. Returns the nodes shaped. */
+static int infer_nodes(ir_program *p, diag_list *dl)
+{
+    ir_model *m = &p->model;
+    shape cur = m->input;
+    int batch = ropt_int(p->train, TRAIN_BATCH);
+    p->activation_floats = count_mul(shape_elems(&cur), batch);
+    for (int i = 0; i < m->count; i++) {
+        ir_node *n = &m->nodes[i];
+        if (n->after_gap) return i;  /* a layer before it is unknown, and so is its input */
+        const layer_row *row = &layer_table[layer_kind_of(n->op)];
+        shape_ctx cx = { dl, n->where, n->name, m->auto_flatten };
+        n->in = cur;
+        memset(&n->out, 0, sizeof n->out);
+        if (row->infer(n->op, &n->in, &n->out, &cx) && n->out.rank == 0) return i;
+        n->params = row->params ? row->params(n->op, &n->in, &n->out) : 0;
+        n->macs = row->macs ? row->macs(n->op, &n->in, &n->out) : 0;
+        p->total_params = count_add(p->total_params, n->params);
+        p->total_macs = count_add(p->total_macs, n->macs);
+        p->activation_floats = count_add(p->activation_floats, count_mul(shape_elems(&n->out), batch));
+        check_expect(p, n, dl);
+        cur = n->out;
+    }
+    return m->count;
+}
+
 int infer_shapes(ir_program *p, diag_list *dl)
 {
     int errors_before = dl->errors;
@@ -208,27 +247,12 @@ int infer_shapes(ir_program *p, diag_list *dl)
     check_data(p, dl);
     /* A mismatch with the data is reported; the layers are still checked
      * from the input the model states. */
-    if (m->input.rank == 0 || m->classes == 0) return -1;
-    shape cur = m->input;
-    int batch = ropt_int(p->train, TRAIN_BATCH);
-    p->activation_floats = count_mul(shape_elems(&cur), batch);
-    for (int i = 0; i < m->count; i++) {
-        ir_node *n = &m->nodes[i];
-        const layer_row *row = &layer_table[layer_kind_of(n->op)];
-        shape_ctx cx = { dl, n->where, n->name, m->auto_flatten };
-        n->in = cur;
-        if (row->infer(n->op, &n->in, &n->out, &cx)) return -1;  /* later shapes would only cascade */
-        n->params = row->params ? row->params(n->op, &n->in, &n->out) : 0;
-        n->macs = row->macs ? row->macs(n->op, &n->in, &n->out) : 0;
-        p->total_params = count_add(p->total_params, n->params);
-        p->total_macs = count_add(p->total_macs, n->macs);
-        p->activation_floats = count_add(p->activation_floats, count_mul(shape_elems(&n->out), batch));
-        check_expect(p, n, dl);
-        cur = n->out;
-    }
+    m->shaped = m->input.rank ? infer_nodes(p, dl) : 0;
     p->trainable_params = p->total_params;
-    check_output(p, dl);
-    lint_loss(p, dl);
+    if (m->shaped == m->count && !m->tail_gap) check_output(p, dl);
+    /* The lints read the layers' kinds and options, not their shapes; a
+     * layer that did not resolve hides what follows it. */
+    if (!m->tail_gap) lint_loss(p, dl);
     lint_bias_before_batchnorm(m, dl);
     return dl->errors > errors_before ? -1 : 0;
 }

@@ -120,13 +120,25 @@ static int count_choices(const char *const *c)
     return n;
 }
 
+/* A number as the user would write it: integers in full (1048576, not
+ * 1.04858e+06), others in %g. */
+typedef struct { char s[40]; } numtext;
+
+static numtext num(double x)
+{
+    numtext t;
+    if (x == floor(x) && fabs(x) < 1e18) snprintf(t.s, sizeof t.s, "%.0f", x);
+    else snprintf(t.s, sizeof t.s, "%g", x);
+    return t;
+}
+
 /* Values beyond what the generated program stores: an int for integer
  * options left unbounded by their table, a float32 for numbers. */
 static int check_representable(const opt_def *od, double x, loc where, diag_list *dl)
 {
     int is_int = od->type == OPT_INT || od->type == OPT_INT_LIST;
     if (is_int && od->max >= 1e300 && x > INT_MAX) {
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %d, got %g", od->name, INT_MAX, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %d, got %s", od->name, INT_MAX, num(x).s);
         return -1;
     }
     if (!is_int && fabs(x) > FLT_MAX) {
@@ -142,19 +154,20 @@ static int check_range(const opt_def *od, double x, loc where, diag_list *dl)
     if (check_representable(od, x, where, dl)) return -1;
     if (x >= od->min && (od->max_exclusive ? x < od->max : x <= od->max)) return 0;
     if (od->max_exclusive) {
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g and less than %g, got %g", od->name, od->min,
-                 od->max, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %s and less than %s, got %s", od->name,
+                 num(od->min).s, num(od->max).s, num(x).s);
         return -1;
     }
     /* Upper bounds this large only guard against nonsense: not worth quoting. */
-    if (x < od->min && od->max >= 1e5)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %g, got %g", od->name, od->min, x);
-    else if (x < od->min && od->min == 1e-300)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be greater than 0, got %g", od->name, x);
+    if (x < od->min && od->min == 1e-300)
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be greater than 0, got %s", od->name, num(x).s);
+    else if (x < od->min && od->max >= 1e5)
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at least %s, got %s", od->name, num(od->min).s, num(x).s);
     else if (od->max >= 1e5)
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %g, got %g", od->name, od->max, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be at most %s, got %s", od->name, num(od->max).s, num(x).s);
     else
-        diag_add(dl, DIAG_ERROR, where, "'%s' must be between %g and %g, got %g", od->name, od->min, od->max, x);
+        diag_add(dl, DIAG_ERROR, where, "'%s' must be between %s and %s, got %s", od->name, num(od->min).s,
+                 num(od->max).s, num(x).s);
     return -1;
 }
 
@@ -172,6 +185,30 @@ static int wrong_type(const opt_def *od, const ast_value *v, diag_list *dl)
     if (od->type == OPT_ENUM) hint_choices(d, NULL, od->choices, count_choices(od->choices));
     else if (od->type == OPT_BOOL && (v->kind == V_INT || v->kind == V_IDENT)) diag_hint(d, "write true or false");
     return -1;
+}
+
+/* Milestones, fractions and [low, high] ranges: out of order or repeated
+ * values are a slip (PyTorch would silently skip or repeat a decay). */
+static int check_increasing(const opt_def *od, const ast_value *v, const ast_value *const *items,
+                            const double *list, int n, diag_list *dl)
+{
+    for (int i = 1; i < n; i++) {
+        if (list[i] > list[i - 1]) continue;
+        if (od->min_len == 2 && od->max_len == 2) {
+            diag *d = diag_add(dl, DIAG_ERROR, v->where, "'%s' is [low, high], but %s is not below %s",
+                               od->name, num(list[0]).s, num(list[1]).s);
+            diag_hint(d, "write the lower bound first, e.g. %s=[0, 1]", od->name);
+        } else if (list[i] == list[i - 1]) {
+            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' holds %s twice", od->name, num(list[i]).s);
+            diag_hint(d, "each value counts once; remove the repeated one");
+        } else {
+            diag *d = diag_add(dl, DIAG_ERROR, items[i]->where, "'%s' must increase, but %s comes after %s",
+                               od->name, num(list[i]).s, num(list[i - 1]).s);
+            diag_hint(d, "list them in increasing order");
+        }
+        return -1;
+    }
+    return 0;
 }
 
 static int resolve_list(const opt_def *od, const ast_value *v, const param_env *env,
@@ -204,6 +241,7 @@ static int resolve_list(const opt_def *od, const ast_value *v, const param_env *
         if (check_range(od, x, it->where, dl)) bad = 1;
         list[i] = x;
     }
+    if (!bad && od->increasing && check_increasing(od, v, items, list, n, dl)) bad = 1;
     if (bad) { free(list); return -1; }
     out->list = list;
     out->nlist = n;

@@ -28,6 +28,7 @@ typedef struct opt_def {
     int positional;                 /* may be given as the n-th positional argument; -1: keyword only */
     const char *doc;
     int max_exclusive;              /* the range is [min, max) */
+    int increasing;                 /* lists: each item greater than the one before */
 } opt_def;
 
 typedef struct call_def {

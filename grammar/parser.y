@@ -107,17 +107,18 @@ sweep_names
       }
     ;
 
+/* The '{' may open the block's first line or the next one (Allman style). */
 block
-    : IDENT opt_name '{' stmts '}' {
-          $$ = $4;
-          $$->where = span(ctx, @1, @5);
+    : IDENT opt_name nls '{' stmts '}' {
+          $$ = $5;
+          $$->where = span(ctx, @1, @6);
           $$->kw = $1; $$->kw_loc = L(ctx, @1);
           $$->name = $2; $$->name_loc = L(ctx, @2);
       }
-    | IDENT opt_name '{' stmts stmt '}' {
-          $$ = $4;
-          ast_item_push_stmt($$, $5);
-          $$->where = span(ctx, @1, @6);
+    | IDENT opt_name nls '{' stmts stmt '}' {
+          $$ = $5;
+          ast_item_push_stmt($$, $6);
+          $$->where = span(ctx, @1, @7);
           $$->kw = $1; $$->kw_loc = L(ctx, @1);
           $$->name = $2; $$->name_loc = L(ctx, @2);
       }

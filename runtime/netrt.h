@@ -12,13 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NR_ABI_VERSION 2
+#define NR_ABI_VERSION 3
 
-typedef enum {
-    NR_CONV, NR_DENSE, NR_MAXPOOL, NR_AVGPOOL, NR_BATCHNORM, NR_DROPOUT, NR_FLATTEN,
-    NR_TANH, NR_RELU, NR_LEAKY_RELU, NR_SIGMOID, NR_SOFTMAX, NR_LOG_SOFTMAX,
-    NR_KIND_COUNT
-} nr_kind;
+/* The layer kinds the runtime implements, one list for the compiler and the
+ * runtime: the compiler's layer table (compiler/layers.c) names each row's
+ * kind from it, and the C emitter writes NR_<kind> from it. Adding a kind:
+ * a row here, its row there (shape rule, options), its CPU and CUDA kernels
+ * (runtime/cpu/ops.c, runtime/cuda/layers.c) and their tests. */
+#define NR_LAYER_KINDS(X) \
+    X(CONV) X(DENSE) X(MAXPOOL) X(AVGPOOL) X(BATCHNORM) X(DROPOUT) X(FLATTEN) \
+    X(TANH) X(RELU) X(LEAKY_RELU) X(SIGMOID) X(SOFTMAX) X(LOG_SOFTMAX)
+#define NR_KIND_ID(k) NR_##k,
+typedef enum { NR_LAYER_KINDS(NR_KIND_ID) NR_KIND_COUNT } nr_kind;
+#undef NR_KIND_ID
 
 typedef enum {
     NR_INIT_PYTORCH, NR_INIT_XAVIER_UNIFORM, NR_INIT_XAVIER_NORMAL,
@@ -127,6 +133,12 @@ typedef struct nr_noise_test {
     int clamp;
     float lo, hi;
     int same_noise;               /* one pattern for every image */
+    /* A normalize the noise test applies after the data's and training
+     * does not (W1's script): 0 values for none, else 1 for every channel
+     * or one per channel. The noise comes after it (or, before_normalize,
+     * before both). */
+    int nnorm;
+    float norm_mean[4], norm_std[4];
 } nr_noise_test;
 
 typedef struct nr_train {

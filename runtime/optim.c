@@ -4,7 +4,8 @@
  * float operation at a time: the scalar coefficients (1 - beta, the bias
  * corrections, -lr) are computed in double as Python does and rounded to
  * float once, and every tensor operation is a float operation in torch's
- * order, e.g. Adam's  w + (-step_size * m) / (sqrt(v) / sqrt(bc2) + eps).
+ * order, e.g. Adam's  w + (-step_size * m) / (sqrt(v) / sqrt(bc2) + eps); the
+ * per-element updates are runtime/nr_math.h's, which the CUDA kernels share.
  * The remaining differences come from the hyperparameters being stored as
  * float (0.9f is not Python's 0.9), a few parts in 1e8 per step.
  *
@@ -13,9 +14,8 @@
  * fixed blocks in a fixed order, so it does not depend on the thread count
  * either. */
 #include "optim.h"
+#include "nr_math.h"
 #include <math.h>
-#include <string.h>
-
 #include <string.h>
 
 /* Below this many parameters a parallel region costs more than it saves. */
@@ -51,8 +51,8 @@ static void sgd_plain(float lr, float wd, float *restrict w, const float *restri
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
-        w[i] = w[i] + (-lr) * d;
+        float d = nr_decayed_grad(g[i], w[i], wd);
+        w[i] = nr_sgd_apply(w[i], lr, d);
     }
 }
 
@@ -64,9 +64,9 @@ static void sgd_momentum_first(float lr, float wd, float d_coef, float b_coef, f
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
+        float d = nr_decayed_grad(g[i], w[i], wd);
         buf[i] = d;
-        w[i] = w[i] + (-lr) * (d_coef * d + b_coef * d);
+        w[i] = nr_sgd_apply(w[i], lr, nr_momentum_step(d_coef, d, b_coef, d));
     }
 }
 
@@ -75,10 +75,10 @@ static void sgd_momentum(float lr, float wd, float mu, float keep, float d_coef,
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
-        float b = buf[i] * mu + keep * d;
+        float d = nr_decayed_grad(g[i], w[i], wd);
+        float b = nr_momentum_buffer(buf[i], mu, keep, d);
         buf[i] = b;
-        w[i] = w[i] + (-lr) * (d_coef * d + b_coef * b);
+        w[i] = nr_sgd_apply(w[i], lr, nr_momentum_step(d_coef, d, b_coef, b));
     }
 }
 
@@ -106,13 +106,12 @@ static void adam_update(float wd, float b1, float one_minus_b1, float b2, float 
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
-        float mi = m[i] * b1 + one_minus_b1 * d;
-        float vi = v[i] * b2 + one_minus_b2 * d * d;
+        float d = nr_decayed_grad(g[i], w[i], wd);
+        float mi = nr_ema(m[i], b1, one_minus_b1, d);
+        float vi = nr_ema_sq(v[i], b2, one_minus_b2, d);
         m[i] = mi;
         v[i] = vi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        w[i] = w[i] + neg_step_size * mi / denom;
+        w[i] = nr_adam_apply(w[i], neg_step_size, mi, vi, bc2_sqrt, eps);
     }
 }
 
@@ -144,11 +143,10 @@ static void rmsprop_plain(float lr, float wd, float a, float one_minus_a, float 
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
-        float vi = v[i] * a + one_minus_a * d * d;
+        float d = nr_decayed_grad(g[i], w[i], wd);
+        float vi = nr_ema_sq(v[i], a, one_minus_a, d);
         v[i] = vi;
-        float avg = sqrtf(vi) + eps;
-        w[i] = w[i] + (-lr) * d / avg;
+        w[i] = nr_rmsprop_apply(w[i], lr, d, nr_rmsprop_avg(vi, eps));
     }
 }
 
@@ -158,13 +156,12 @@ static void rmsprop_momentum(float lr, float wd, float a, float one_minus_a, flo
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
-        float vi = v[i] * a + one_minus_a * d * d;
+        float d = nr_decayed_grad(g[i], w[i], wd);
+        float vi = nr_ema_sq(v[i], a, one_minus_a, d);
         v[i] = vi;
-        float avg = sqrtf(vi) + eps;
-        float b = buf[i] * mu + d / avg;
+        float b = nr_momentum_buffer(buf[i], mu, 1.0f, d / nr_rmsprop_avg(vi, eps));
         buf[i] = b;
-        w[i] = w[i] + (-lr) * b;
+        w[i] = nr_sgd_apply(w[i], lr, b);
     }
 }
 
@@ -203,7 +200,7 @@ static double block_sum_squares(int adaptive, const float *restrict w, const flo
 {
     double s = 0.0;
     for (size_t i = lo; i < hi; i++) {
-        double x = adaptive ? fabs((double)w[i]) * g[i] : (double)g[i];
+        double x = nr_sam_term(adaptive, w[i], g[i]);
         s += x * x;
     }
     return s;
@@ -225,8 +222,7 @@ static double sam_norm(int adaptive, const float *w, const float *g, size_t n)
     return sqrt(total);
 }
 
-/* e = w^2 * g * scale (adaptive: w_coef 1) or g * scale (w_coef 0); the
- * factor 1 * w^2 + 0 or 0 * w^2 + 1 is exact and keeps the loop branch-free. */
+/* e = w^2 * g * scale (adaptive: w_coef 1) or g * scale (w_coef 0): see nr_sam_ascended. */
 static void sam_ascend(float w_coef, float scale, float *restrict w, const float *restrict g,
                        float *restrict saved, size_t n)
 {
@@ -234,8 +230,7 @@ static void sam_ascend(float w_coef, float scale, float *restrict w, const float
     for (size_t i = 0; i < n; i++) {
         float wi = w[i];
         saved[i] = wi;
-        float factor = w_coef * (wi * wi) + (1.0f - w_coef);
-        w[i] = wi + factor * g[i] * scale;
+        w[i] = nr_sam_ascended(wi, w_coef, g[i], scale);
     }
 }
 
@@ -247,7 +242,7 @@ double nr_sam_perturb(const nr_optim *o, float *w, const float *g, float *e, siz
 {
     int adaptive = o->sam_adaptive != 0;
     double norm = sam_norm(adaptive, w, g, n);
-    float scale = (float)((double)o->sam_rho / (norm + 1e-12));
+    float scale = nr_sam_scale(o->sam_rho, norm);
     sam_ascend(adaptive ? 1.0f : 0.0f, scale, w, g, e, n);
     return norm;
 }

@@ -80,24 +80,30 @@ static void to_unit(const uint8_t *restrict px, float *restrict out, size_t n)
 
 /* Normalize: (x - mean) / std per channel, subtraction then division as
  * torchvision's sub_().div_(). One value (nnorm 1) serves every channel. */
-static void normalize(const nr_data_spec *d, float *x, dims s)
+/* (x - mean) / std per channel, with nnorm values (0: none). */
+static void normalize_by(int nnorm, const float *means, const float *stds, float *x, dims s)
 {
-    if (d->nnorm <= 0) return;
+    if (nnorm <= 0) return;
     size_t plane = (size_t)s.h * (size_t)s.w;
     for (int ch = 0; ch < s.c; ch++) {
-        int k = ch < d->nnorm ? ch : d->nnorm - 1;
+        int k = ch < nnorm ? ch : nnorm - 1;
         if (k > 3) k = 3;
-        float mean = d->mean[k], std = d->std[k];
+        float mean = means[k], std = stds[k];
         float *p = x + (size_t)ch * plane;
         for (size_t i = 0; i < plane; i++) p[i] = (p[i] - mean) / std;
     }
+}
+
+static void normalize(const nr_data_spec *d, float *x, dims s)
+{
+    normalize_by(d->nnorm, d->mean, d->std, x, s);
 }
 
 /* x += std * N(0, 1) from draws first + k, then clamped when asked. */
 static void add_noise(float *x, size_t n, float std, int clamp, float lo, float hi, nr_stream s, uint64_t first)
 {
     for (size_t k = 0; k < n; k++) {
-        float v = x[k] + nr_normal(s, first + k) * std;
+        float v = x[k] + nr_stream_normal(s, first + k) * std;
         if (clamp) v = v < lo ? lo : v > hi ? hi : v;
         x[k] = v;
     }
@@ -123,7 +129,7 @@ static void hflip(float *x, dims s)
 static int window_start(int len, int size, nr_stream s, uint64_t draw)
 {
     int spare = len >= size ? len - size : size - len;
-    int r = (int)nr_below(s, draw, (uint64_t)spare + 1);
+    int r = (int)nr_stream_below(s, draw, (uint64_t)spare + 1);
     return len >= size ? r : -r;
 }
 
@@ -260,13 +266,13 @@ static void run_op(const nr_aug_op *op, int j, float **cur, float **spare, dims 
     float *t;
     switch (op->kind) {
     case NR_AUG_ROTATE: {
-        float u = nr_uniform(st, op_draw(j, 0));
+        float u = nr_stream_uniform(st, op_draw(j, 0));
         float angle = -op->degrees + 2.0f * op->degrees * u;
         nr_rotate_image(*cur, *spare, s->c, s->h, s->w, angle, op->bilinear, op->fill);
         break;
     }
     case NR_AUG_HFLIP:
-        if (nr_uniform(st, op_draw(j, 0)) < op->p) hflip(*cur, *s);
+        if (nr_stream_uniform(st, op_draw(j, 0)) < op->p) hflip(*cur, *s);
         return;
     case NR_AUG_CROP: {
         int size = op->size > 0 ? op->size : s->h;
@@ -317,8 +323,10 @@ void nr_preprocess_noisy(const nr_data_spec *d, const nr_noise_test *t, float st
     if (t->before_normalize) {
         add_noise(out, n, std, t->clamp, t->lo, t->hi, s, 0);
         normalize(d, out, cur);
+        normalize_by(t->nnorm, t->norm_mean, t->norm_std, out, cur);
     } else {
         normalize(d, out, cur);
+        normalize_by(t->nnorm, t->norm_mean, t->norm_std, out, cur);
         add_noise(out, n, std, t->clamp, t->lo, t->hi, s, 0);
     }
 }

@@ -31,9 +31,10 @@ void nr_rotate_image(const float *in, float *out, int c, int h, int w, float deg
 void nr_preprocess(const nr_data_spec *d, const nr_augment *a, const uint8_t *pixels, float *out,
                    float *scratch, nr_stream s);
 
-/* A noisy test image: as nr_preprocess without augmentation, plus Gaussian
- * noise of the given std added before or after normalize as the noise test
- * says, then clamped when it says so. Pixel k of the image draws index k of
+/* A noisy test image: as nr_preprocess without augmentation, then the noise
+ * test's own normalize when it has one, plus Gaussian noise of the given std
+ * added before or after (both) normalizes as the noise test says, then
+ * clamped when it says so. Pixel k of the image draws index k of
  * stream s (the caller makes s per image, or the same for every image when
  * same_noise). */
 void nr_preprocess_noisy(const nr_data_spec *d, const nr_noise_test *t, float std, const uint8_t *pixels,

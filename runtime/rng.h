@@ -5,19 +5,12 @@
  * GPU kernel can compute element i's draw without any shared state. */
 #ifndef NR_RNG_H
 #define NR_RNG_H
+#include "nr_math.h"
 #include <stddef.h>
 #include <stdint.h>
 
-/* What a stream is for; part of the counter so that purposes never share draws. */
-typedef enum {
-    NR_RNG_INIT = 1, NR_RNG_SHUFFLE, NR_RNG_SPLIT, NR_RNG_DROPOUT, NR_RNG_AUGMENT,
-    NR_RNG_NOISE_TEST, NR_RNG_TEST   /* NR_RNG_TEST: tests' own inputs */
-} nr_rng_purpose;
-
-typedef struct nr_stream {
-    uint32_t key[2];              /* the seed */
-    uint32_t hi[2];               /* purpose and a, b below */
-} nr_stream;
+/* nr_rng_purpose and nr_stream (key: the seed; hi: purpose, a, b) are
+ * runtime/nr_math.h's, which the CUDA kernels share. */
 
 /* Philox4x32-10 of counter ctr under key. */
 void nr_philox(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);

@@ -13,8 +13,9 @@
 # The two CIFAR-100 models (Adam + six BatchNorms) are therefore compared at
 # lr 1e-5, where their runs stay within 1e-4 while every kernel still runs.
 # Then, for LeNet-5: the emulated run with every launch's blocks and threads in
-# reverse order gives bit-identical losses (a difference is a race), and an
-# emulated run resumed after one epoch ends with the weights of an
+# reverse order gives bit-identical losses (a difference is a race), replaying
+# each step's captured graph gives what launching kernel by kernel gives, and
+# an emulated run resumed after one epoch ends with the weights of an
 # uninterrupted one, byte for byte. TAP, one line per check.
 set -u
 srcdir=${srcdir:-.}
@@ -115,6 +116,20 @@ then report ok "$name: threads and blocks in reverse order give bit-identical st
 else
     diff "$tmp/$name.gpu.steps" "$tmp/$name.rev.steps" >> "$tmp/rev.log" 2>&1
     report fail "$name: threads and blocks in reverse order give bit-identical steps and weights" "$tmp/rev.log"
+fi
+
+# A training step is a captured graph, replayed with each step's values read
+# from device memory: launching the same work one kernel at a time must give
+# the same bits (SAM: two passes, dropout draws of both).
+name=lenet5_mnist_sam
+NETC_CUDA=emu NETC_CUDA_GRAPHS=0 NETC_STEP_LOG=$tmp/$name.nograph.steps "$tmp/$name" train --device cuda \
+    "${common[@]}" --out "$tmp/$name-nograph" > "$tmp/nograph.log" 2>&1
+if [ $? = 0 ] && cmp -s "$tmp/$name.gpu.steps" "$tmp/$name.nograph.steps" &&
+    cmp -s "$tmp/$name-gpu/model.safetensors" "$tmp/$name-nograph/model.safetensors"
+then report ok "$name: graph replay and kernel-by-kernel launches give bit-identical steps and weights"
+else
+    diff "$tmp/$name.gpu.steps" "$tmp/$name.nograph.steps" >> "$tmp/nograph.log" 2>&1
+    report fail "$name: graph replay and kernel-by-kernel launches give bit-identical steps and weights" "$tmp/nograph.log"
 fi
 
 # Exact resume on the emulated GPU: 1 epoch + 1 resumed = 2 epochs straight.

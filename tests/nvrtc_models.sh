@@ -19,7 +19,7 @@ tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
-for f in models/*.net; do
+for f in models/*.net tests/fixtures/cuda_*.net; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .net)
     if ! "$netc" --emit-cuda --color=never "$f" > "$tmp/$name.cu" 2> "$tmp/err"; then

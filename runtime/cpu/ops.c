@@ -148,13 +148,6 @@ static conv_slot conv_slot_at(const conv_geom *g, int cb, float *scratch, int t)
     return s;
 }
 
-/* PyTorch's reflect padding: the edge pixel is not repeated. */
-static int reflect_index(int i, int n)
-{
-    if (i < 0) i = -i;
-    if (i >= n) i = 2 * n - 2 - i;
-    return i;
-}
 
 /* Output columns ow whose input column ow*s - pad + kj lies inside [0, W). */
 static void valid_columns(const conv_geom *g, int kj, int *lo, int *hi)
@@ -176,8 +169,8 @@ SIMD_CLONES static void im2col_row(const conv_geom *g, const float *plane, int k
     for (int oh = 0; oh < g->OH; oh++, dst += g->OW) {
         int ih = oh * g->s - g->pad + ki;
         if (g->reflect) {
-            const float *src = plane + (size_t)reflect_index(ih, g->H) * g->W;
-            for (int ow = 0; ow < g->OW; ow++) dst[ow] = src[reflect_index(ow * g->s - g->pad + kj, g->W)];
+            const float *src = plane + (size_t)nr_reflect_index(ih, g->H) * g->W;
+            for (int ow = 0; ow < g->OW; ow++) dst[ow] = src[nr_reflect_index(ow * g->s - g->pad + kj, g->W)];
             continue;
         }
         if (ih < 0 || ih >= g->H) {
@@ -205,8 +198,8 @@ static void col2im_row(const conv_geom *g, float *plane, int ki, int kj, const f
     for (int oh = 0; oh < g->OH; oh++, src += g->OW) {
         int ih = oh * g->s - g->pad + ki;
         if (g->reflect) {
-            float *dst = plane + (size_t)reflect_index(ih, g->H) * g->W;
-            for (int ow = 0; ow < g->OW; ow++) dst[reflect_index(ow * g->s - g->pad + kj, g->W)] += src[ow];
+            float *dst = plane + (size_t)nr_reflect_index(ih, g->H) * g->W;
+            for (int ow = 0; ow < g->OW; ow++) dst[nr_reflect_index(ow * g->s - g->pad + kj, g->W)] += src[ow];
             continue;
         }
         if (ih < 0 || ih >= g->H) continue;
@@ -692,17 +685,14 @@ static void batchnorm_forward(const nr_layer *L, int n, const float *x, float *y
         if (training) {
             channel_stats(x, n, c, C, hw, &mean, &var);
             if (update) {
-                /* The running variance takes the unbiased estimate (a single
-                 * value per channel has none: PyTorch refuses that case). */
-                double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
-                running_mean[c] = (float)((1.0 - m) * running_mean[c] + m * mean);
-                running_var[c] = (float)((1.0 - m) * running_var[c] + m * unbiased);
+                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, (long long)count));
             }
         } else {
             mean = running_mean[c];
             var = running_var[c];
         }
-        float invstd = (float)(1.0 / sqrt(var + L->eps));
+        float invstd = nr_bn_invstd(var, L->eps);
         float scale = gamma ? gamma[c] * invstd : invstd;
         float shift = (beta ? beta[c] : 0.0f) - (float)mean * scale;
         saved[c] = (float)mean;
@@ -769,12 +759,12 @@ static void dropout_forward(const nr_layer *L, int n, const float *x, float *y, 
         memcpy(y, x, total * sizeof *y);
         return;
     }
-    float keep = L->p >= 1.0f ? 0.0f : 1.0f / (1.0f - L->p);
+    float keep = nr_dropout_scale(L->p);
 #pragma omp parallel for num_threads(kernel_threads()) if (total >= PARALLEL_MIN / 8)
     for (int i = 0; i < n; i++)
         for (size_t e = 0; e < per; e++) {
             size_t at = (size_t)i * per + e;
-            float factor = nr_uniform(stream, (uint64_t)i * per + e) < L->p ? 0.0f : keep;
+            float factor = nr_dropout_factor(nr_stream_uniform(stream, (uint64_t)i * per + e), L->p, keep);
             saved[at] = factor;
             y[at] = x[at] * factor;
         }
@@ -793,92 +783,14 @@ static void dropout_backward(const nr_layer *L, int n, const float *dy, float *d
 
 /* ---- activations ---------------------------------------------------------- */
 
-/* The fast tanh below selects with integer masks on the bit patterns, not
- * with float comparisons: under the default -ftrapping-math GCC will not
- * if-convert a float compare (nor speculate the float arithmetic it
- * guards), and the loop would stay scalar. */
-typedef union {
-    float f;
-    int32_t i;
-} float_bits;
-
-static inline int32_t bits_of(float f)
-{
-    float_bits b;
-    b.f = f;
-    return b.i;
-}
-
-static inline float float_of(int32_t i)
-{
-    float_bits b;
-    b.i = i;
-    return b.f;
-}
-
-/* All ones when a < b, else 0. */
-static inline int32_t mask_less(int32_t a, int32_t b) { return -(int32_t)(a < b); }
-
-static inline float blend(int32_t mask, float yes, float no)
-{
-    return float_of((bits_of(yes) & mask) | (bits_of(no) & ~mask));
-}
-
-/* All ones when v > 0 (for a NaN: when its sign bit is clear). */
-static inline int32_t positive_mask(float v) { return mask_less(0, bits_of(v)); }
-
-/* e^z for z in [0, 18] (callers clamp): z = k ln2 + r, |r| <= ln2/2, and a
- * degree-7 Taylor polynomial in r (error below 1e-8 relative). */
-static inline float exp_small_range(float z)
-{
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float k = (z * 1.44269504088896341f + magic) - magic;
-    float r = (z - k * 0.693145751953125f) - k * 1.42860682030941723e-6f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    return p * float_of(((int32_t)k + 127) << 23);
-}
-
-/* tanh within a few ulp, vectorizable: tanh a = E / (E + 2) with
- * E = e^(2a) - 1, taken from a Taylor series for small a (no cancellation)
- * and from e^(2a) above. glibc's tanhf is a scalar call and tanh is the
- * activation of LeNet-5's wide early layers: it would cost as much as the
- * GEMMs. */
-static inline float tanh_fast(float x)
-{
-    int32_t xi = bits_of(x), ai = xi & INT32_MAX, nine = bits_of(9.0f);
-    /* |x| clamped to 9 (tanh 9 rounds to 1) by comparing bit patterns,
-     * which order like the non-negative floats they encode */
-    float z = 2.0f * float_of(ai < nine ? ai : nine);
-    float t = 1.0f / 479001600.0f; /* 1/12! */
-    t = t * z + 1.0f / 39916800.0f;
-    t = t * z + 1.0f / 3628800.0f;
-    t = t * z + 1.0f / 362880.0f;
-    t = t * z + 1.0f / 40320.0f;
-    t = t * z + 1.0f / 5040.0f;
-    t = t * z + 1.0f / 720.0f;
-    t = t * z + 1.0f / 120.0f;
-    t = t * z + 1.0f / 24.0f;
-    t = t * z + 1.0f / 6.0f;
-    t = t * z + 0.5f;
-    t = t * z + 1.0f;
-    float em1 = blend(mask_less(bits_of(z), bits_of(1.25f)), t * z, exp_small_range(z) - 1.0f);
-    float r = em1 / (em1 + 2.0f);
-    r = float_of(bits_of(r) | (xi & INT32_MIN)); /* the sign of x */
-    return blend(mask_less(0x7f800000, ai), x, r); /* NaN stays NaN */
-}
-
+/* The activations are runtime/nr_math.h's, shared with the CUDA kernels;
+ * written branch-free (integer masks on the bit patterns) so these loops
+ * vectorize, nr_tanh included (glibc's tanhf is a scalar call). */
 
 SIMD_CLONES static void tanh_span(const float *x, float *y, size_t count)
 {
 #pragma omp simd
-    for (size_t i = 0; i < count; i++) y[i] = tanh_fast(x[i]);
+    for (size_t i = 0; i < count; i++) y[i] = nr_tanh(x[i]);
 }
 
 static void tanh_forward(size_t total, const float *x, float *y)
@@ -903,15 +815,15 @@ static void elementwise_forward(const nr_layer *L, size_t total, const float *x,
     case NR_TANH: tanh_forward(total, x, y); break;
     case NR_RELU:
 #pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < total; i++) y[i] = nr_relu(x[i]);
         break;
     case NR_LEAKY_RELU:
 #pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) y[i] = blend(positive_mask(x[i]), x[i], x[i] * slope);
+        for (size_t i = 0; i < total; i++) y[i] = nr_leaky_relu(x[i], slope);
         break;
     case NR_SIGMOID:
 #pragma omp parallel for num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        for (size_t i = 0; i < total; i++) y[i] = nr_sigmoid(x[i]);
         break;
     default: break;
     }
@@ -925,19 +837,19 @@ static void elementwise_backward(const nr_layer *L, size_t total, const float *x
     switch (L->kind) {
     case NR_TANH:
 #pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        for (size_t i = 0; i < total; i++) dx[i] = nr_tanh_grad(y[i], dy[i]);
         break;
     case NR_RELU:
 #pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) dx[i] = blend(positive_mask(y[i]), dy[i], 0.0f);
+        for (size_t i = 0; i < total; i++) dx[i] = nr_relu_grad(y[i], dy[i]);
         break;
     case NR_LEAKY_RELU:
 #pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) dx[i] = blend(positive_mask(x[i]), dy[i], dy[i] * slope);
+        for (size_t i = 0; i < total; i++) dx[i] = nr_leaky_relu_grad(x[i], dy[i], slope);
         break;
     case NR_SIGMOID:
 #pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
-        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        for (size_t i = 0; i < total; i++) dx[i] = nr_sigmoid_grad(y[i], dy[i]);
         break;
     default: break;
     }
@@ -952,19 +864,8 @@ static void softmax_forward(const nr_layer *L, int n, const float *x, float *y, 
 #pragma omp parallel for num_threads(kernel_threads()) if ((size_t)n * C * hw >= PARALLEL_MIN)
     for (int b = 0; b < n; b++)
         for (size_t q = 0; q < hw; q++) {
-            const float *xs = x + (size_t)b * C * hw + q;
-            float *ys = y + (size_t)b * C * hw + q;
-            float max = xs[0];
-            for (int c = 1; c < C; c++)
-                if (xs[c * hw] > max) max = xs[c * hw];
-            float sum = 0.0f;
-            for (int c = 0; c < C; c++) sum += expf(xs[c * hw] - max);
-            if (log_form) {
-                float lse = logf(sum);
-                for (int c = 0; c < C; c++) ys[c * hw] = xs[c * hw] - max - lse;
-            } else {
-                for (int c = 0; c < C; c++) ys[c * hw] = expf(xs[c * hw] - max) / sum;
-            }
+            size_t base = (size_t)b * C * hw + q;
+            nr_softmax_column(x + base, y + base, C, (long long)hw, log_form);
         }
 }
 
@@ -976,12 +877,7 @@ static void softmax_backward(const nr_layer *L, int n, const float *y, const flo
     for (int b = 0; b < n; b++)
         for (size_t q = 0; q < hw; q++) {
             size_t base = (size_t)b * C * hw + q;
-            float dot = 0.0f;
-            for (int c = 0; c < C; c++) dot += log_form ? dy[base + c * hw] : dy[base + c * hw] * y[base + c * hw];
-            for (int c = 0; c < C; c++) {
-                size_t at = base + c * hw;
-                dx[at] = log_form ? dy[at] - expf(y[at]) * dot : y[at] * (dy[at] - dot);
-            }
+            nr_softmax_column_grad(y + base, dy + base, dx + base, C, (long long)hw, log_form);
         }
 }
 

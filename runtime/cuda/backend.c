@@ -6,14 +6,21 @@
  * the loss and the number correct of step `slot` land in device memory
  * (results[slot]) and read_steps fetches them when the driver asks.
  *
- * Batches are prepared on the host by the CPU's own preprocessing
- * (runtime/preprocess.c: normalize, resize, augmentation, noise), so both
- * backends see the same images bit for bit, and uploaded as floats. */
+ * A training step's launches (forward, loss, backward, SAM, optimizer) are
+ * captured once per batch size as a CUDA graph and replayed: what changes
+ * from step to step (step number, slot, lr, bias corrections) is uploaded
+ * to an nr_step_vars in device memory before each replay, and the batch to
+ * fixed buffers. NETC_CUDA_GRAPHS=0 launches them one by one instead.
+ *
+ * The data sets are uploaded once as uint8; a batch is gathered on the GPU
+ * through the indices the driver chose and augmented there with
+ * runtime/preprocess.c's arithmetic and the same Philox draws (gather.cuh),
+ * so both backends see the same images. Per step only the batch's indices
+ * and stream numbers cross the bus. */
 #include "config.h"
 #include "../backend.h"
 #include "../cpu/ops.h"
 #include "../optim.h"
-#include "../preprocess.h"
 #include "emu_load.h"
 #include "gpu.h"
 #include "layers.h"
@@ -21,9 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #ifndef HAVE_CUDA
 /* Built without the CUDA toolkit: no driver layer, the emulator only. */
@@ -40,15 +44,20 @@ typedef struct cuda_backend {
     int nl;
     size_t nparams, nbuffers, nstate;
     size_t *param_off, *buffer_off;         /* per layer, in floats */
-    const nr_dataset *sets[NR_SET_COUNT];   /* kept on the host: batches are prepared there */
+    struct { nr_dptr pixels, labels; int count; } sets[NR_SET_COUNT];  /* on the device */
+    nr_gpu_batch_desc desc;
     nr_dptr params, grads, buffers, state, sam_saved, sam_scratch;
     nr_dptr *act, *saved;                   /* act[0] the input batch, act[i + 1] layer i's output */
     nr_dptr scratch, dx[2], dlogits, labels, results;
-    float *h_input, *h_logits;
-    int32_t *h_labels;
-    float *pre_scratch;                     /* per thread */
-    size_t pre_scratch_each;
-    int nthreads;
+    nr_dptr vars, eval_vars;                /* the step's nr_step_vars; evaluation's (spare slot) */
+    int use_graphs;
+    struct { int n; nr_dev_graph *graph; } graphs[4];  /* per batch size: the full one, the last */
+    int ngraphs;
+    nr_dptr batch_image, batch_stream, batch_augment, gather_scratch;
+    nr_dptr eval_idx;                       /* an evaluation's indices */
+    int eval_idx_cap;
+    float *h_logits;
+    unsigned char *h_batch;                 /* the batch's indices, streams and flags, for one upload */
 } cuda_backend;
 
 static cuda_backend *cuda_of(nr_backend *b) { return (cuda_backend *)b; }
@@ -60,78 +69,42 @@ static size_t image_size(const nr_program *p)
 
 static size_t out_size(const nr_layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
 
-/* The results slot SAM's second pass and evaluations write to. */
-static nr_dptr spare_result(const cuda_backend *cb)
+
+/* ---- batches -------------------------------------------------------------- */
+
+/* The batch's image indices, stream numbers and augment flags. The host
+ * copy lets the driver's arrays change as soon as the step is queued. */
+static int upload_batch_desc(cuda_backend *cb, const nr_batch *bt, nr_error *e)
 {
-    return cb->results + (size_t)cb->c.max_steps * NR_GPU_LOSS_RESULT_BYTES;
+    size_t n = (size_t)bt->n, words = n * sizeof(uint32_t);
+    memcpy(cb->h_batch, bt->image, words);
+    memcpy(cb->h_batch + words, bt->stream_a, words);
+    memcpy(cb->h_batch + 2 * words, bt->augment, n);
+    if (nr_gpu_upload(&cb->g, cb->batch_image, cb->h_batch, words, e) ||
+        nr_gpu_upload(&cb->g, cb->batch_stream, cb->h_batch + words, words, e))
+        return -1;
+    return nr_gpu_upload(&cb->g, cb->batch_augment, cb->h_batch + 2 * words, n, e);
 }
 
-/* ---- host-side batch preparation -------------------------------------------- */
-
-static float *thread_scratch(cuda_backend *cb)
+static int gather_train(cuda_backend *cb, int n, nr_error *e)
 {
-#ifdef _OPENMP
-    return cb->pre_scratch + (size_t)omp_get_thread_num() * cb->pre_scratch_each;
-#else
-    return cb->pre_scratch;
-#endif
-}
-
-static int upload_batch(cuda_backend *cb, int n, nr_error *e)
-{
-    size_t sz = image_size(cb->p);
-    if (nr_gpu_upload(&cb->g, cb->act[0], cb->h_input, (size_t)n * sz * sizeof(float), e)) return -1;
-    return nr_gpu_upload(&cb->g, cb->labels, cb->h_labels, (size_t)n * sizeof(int32_t), e);
-}
-
-static int prepare_train_batch(cuda_backend *cb, const nr_batch *bt, nr_error *e)
-{
-    const nr_program *p = cb->p;
-    const nr_dataset *ds = cb->sets[NR_SET_TRAIN];
-    size_t sz = image_size(p);
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < bt->n; j++) {
-        uint32_t img = bt->image[j];
-        nr_stream st = nr_stream_make(cb->c.seed, NR_RNG_AUGMENT, bt->stream_a[j], img);
-        nr_preprocess(&p->data, bt->augment[j] ? &p->augment : NULL, ds->pixels + (size_t)img * sz,
-                      cb->h_input + (size_t)j * sz, thread_scratch(cb), st);
-        cb->h_labels[j] = ds->labels[img];
-    }
-    return upload_batch(cb, bt->n, e);
-}
-
-static int prepare_eval_batch(cuda_backend *cb, const nr_eval *ev, int first, int n, nr_error *e)
-{
-    const nr_program *p = cb->p;
-    const nr_dataset *ds = cb->sets[ev->set];
-    const nr_noise_test *nt = &p->noise;
-    size_t sz = image_size(p);
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < n; j++) {
-        uint32_t img = ev->idx ? ev->idx[first + j] : (uint32_t)(first + j);
-        const uint8_t *px = ds->pixels + (size_t)img * sz;
-        float *out = cb->h_input + (size_t)j * sz;
-        if (ev->noise_level < 0)
-            nr_preprocess(&p->data, NULL, px, out, thread_scratch(cb), nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
-        else
-            nr_preprocess_noisy(&p->data, nt, nt->std[ev->noise_level], px, out,
-                                nr_noise_stream(nt, ev->noise_level, img));
-        cb->h_labels[j] = ds->labels[img];
-    }
-    return upload_batch(cb, n, e);
+    return nr_gpu_gather_train(&cb->g, &cb->desc, cb->sets[NR_SET_TRAIN].pixels, cb->sets[NR_SET_TRAIN].labels,
+                               cb->batch_image, cb->batch_stream, cb->batch_augment, n, cb->gather_scratch,
+                               cb->act[0], cb->labels, e);
 }
 
 /* ---- the model on the device -------------------------------------------------- */
 
 static nr_dptr floats_at(nr_dptr base, size_t offset) { return base + offset * sizeof(float); }
 
-static int forward(cuda_backend *cb, int n, int flags, uint32_t draw, nr_error *e)
+/* pass: 0, or 1 for SAM's second pass (its own dropout draws). */
+static int forward(cuda_backend *cb, int n, int flags, uint32_t pass, nr_error *e)
 {
     for (int i = 0; i < cb->nl; i++) {
-        nr_stream dropout = nr_stream_make(cb->c.seed, NR_RNG_DROPOUT, (uint32_t)i, draw);
+        nr_gpu_draws dropout = { cb->c.seed, (uint32_t)i, pass, flags & NR_TRAINING ? cb->vars : 0 };
         if (nr_gpu_forward(&cb->g, &cb->p->layers[i], n, cb->act[i], cb->act[i + 1],
                            floats_at(cb->params, cb->param_off[i]), floats_at(cb->buffers, cb->buffer_off[i]),
-                           cb->saved[i], cb->scratch, flags, dropout, e))
+                           cb->saved[i], cb->scratch, flags, &dropout, e))
             return -1;
     }
     return 0;
@@ -152,36 +125,73 @@ static int backward(cuda_backend *cb, int n, nr_error *e)
     return 0;
 }
 
-/* Forward, loss (into `result`) and backward over the uploaded batch. */
-static int forward_backward(cuda_backend *cb, int n, int flags, uint32_t draw, nr_dptr result, nr_error *e)
+/* Forward, loss (into the slot `vars` names) and backward over the uploaded batch. */
+static int forward_backward(cuda_backend *cb, int n, int flags, uint32_t pass, nr_dptr vars, nr_error *e)
 {
-    if (forward(cb, n, flags, draw, e)) return -1;
-    if (nr_gpu_loss(&cb->g, &cb->loss, n, cb->p->classes, cb->act[cb->nl], cb->labels, cb->dlogits, result, e))
+    if (forward(cb, n, flags, pass, e)) return -1;
+    if (nr_gpu_loss(&cb->g, &cb->loss, n, cb->p->classes, cb->act[cb->nl], cb->labels, cb->dlogits, cb->results,
+                    vars, e))
         return -1;
     return backward(cb, n, e);
+}
+
+/* Every launch of a training step on the uploaded batch and step values.
+ * A loss that is not finite is seen by the driver when it reads the step;
+ * the update then spoils only weights nobody keeps. */
+static int step_launches(cuda_backend *cb, int n, nr_error *e)
+{
+    if (gather_train(cb, n, e)) return -1;
+    if (forward_backward(cb, n, NR_TRAINING | NR_UPDATE_STATS, 0, cb->vars, e)) return -1;
+    if (cb->optim.sam) {
+        /* SAM: the gradient again at the sharpest nearby point; BatchNorm's
+         * running statistics stay as the first pass left them. */
+        if (nr_gpu_sam_perturb(&cb->g, &cb->optim, cb->params, cb->grads, cb->sam_saved, cb->sam_scratch,
+                               cb->nparams, e) ||
+            forward_backward(cb, n, NR_TRAINING, 1, cb->eval_vars, e) ||
+            nr_gpu_sam_restore(&cb->g, cb->params, cb->sam_saved, cb->nparams, e))
+            return -1;
+    }
+    return nr_gpu_optim_step(&cb->g, &cb->optim, cb->vars, cb->params, cb->grads, cb->state, cb->nparams, e);
+}
+
+/* The step's graph for batches of n, captured on first use. */
+static int step_graph(cuda_backend *cb, int n, nr_dev_graph **out, nr_error *e)
+{
+    for (int i = 0; i < cb->ngraphs; i++)
+        if (cb->graphs[i].n == n) return *out = cb->graphs[i].graph, 0;
+    if (cb->ngraphs == (int)(sizeof cb->graphs / sizeof cb->graphs[0])) {
+        cb->g.ops->graph_free(cb->g.ctx, cb->graphs[0].graph);
+        memmove(cb->graphs, cb->graphs + 1, sizeof cb->graphs - sizeof cb->graphs[0]);
+        cb->ngraphs--;
+    }
+    if (cb->g.ops->graph_begin(cb->g.ctx, e)) return -1;
+    int rc = step_launches(cb, n, e);
+    nr_dev_graph *graph = NULL;
+    nr_error end_err;
+    if (cb->g.ops->graph_end(cb->g.ctx, &graph, rc ? &end_err : e)) return -1;
+    if (rc) {
+        cb->g.ops->graph_free(cb->g.ctx, graph);
+        return -1;
+    }
+    cb->graphs[cb->ngraphs].n = n;
+    cb->graphs[cb->ngraphs++].graph = graph;
+    *out = graph;
+    return 0;
 }
 
 static int cuda_train_step(nr_backend *b, const nr_batch *bt, nr_error *e)
 {
     cuda_backend *cb = cuda_of(b);
     if (bt->slot < 0 || bt->slot >= cb->c.max_steps) return nr_fail(e, "step slot %ld out of range", bt->slot);
-    if (!cb->sets[NR_SET_TRAIN]) return nr_fail(e, "no training set uploaded");
-    if (prepare_train_batch(cb, bt, e)) return -1;
-    nr_dptr result = cb->results + (size_t)bt->slot * NR_GPU_LOSS_RESULT_BYTES;
-    if (forward_backward(cb, bt->n, NR_TRAINING | NR_UPDATE_STATS, (uint32_t)(2 * bt->step), result, e)) return -1;
-    /* A loss that is not finite is seen by the driver when it reads the
-     * step; the update below then spoils only weights nobody keeps. */
-    if (cb->optim.sam) {
-        /* SAM: the gradient again at the sharpest nearby point; BatchNorm's
-         * running statistics stay as the first pass left them. */
-        if (nr_gpu_sam_perturb(&cb->g, &cb->optim, cb->params, cb->grads, cb->sam_saved, cb->sam_scratch,
-                               cb->nparams, e) ||
-            forward_backward(cb, bt->n, NR_TRAINING, (uint32_t)(2 * bt->step + 1), spare_result(cb), e) ||
-            nr_gpu_sam_restore(&cb->g, cb->params, cb->sam_saved, cb->nparams, e))
-            return -1;
-    }
-    return nr_gpu_optim_step(&cb->g, &cb->optim, bt->lr, bt->step + 1, cb->params, cb->grads, cb->state, cb->nparams,
-                             e);
+    if (!cb->sets[NR_SET_TRAIN].pixels) return nr_fail(e, "no training set uploaded");
+    if (bt->n < 1 || bt->n > cb->c.batch) return nr_fail(e, "a batch of %d images (at most %d)", bt->n, cb->c.batch);
+    if (upload_batch_desc(cb, bt, e)) return -1;
+    nr_step_vars v;
+    nr_gpu_step_vars(&cb->optim, bt->lr, bt->step + 1, bt->slot, &v);
+    if (nr_gpu_upload(&cb->g, cb->vars, &v, sizeof v, e)) return -1;
+    if (!cb->use_graphs) return step_launches(cb, bt->n, e);
+    nr_dev_graph *graph;
+    return step_graph(cb, bt->n, &graph, e) || cb->g.ops->graph_launch(cb->g.ctx, graph, e) ? -1 : 0;
 }
 
 static int cuda_read_steps(nr_backend *b, long first, long count, nr_step_result *out, nr_error *e)
@@ -190,16 +200,31 @@ static int cuda_read_steps(nr_backend *b, long first, long count, nr_step_result
     if (first < 0 || count < 0 || first + count > cb->c.max_steps)
         return nr_fail(e, "steps %ld..%ld out of range", first, first + count);
     if (!count) return 0;
-    size_t bytes = (size_t)count * NR_GPU_LOSS_RESULT_BYTES;
+    size_t bytes = (size_t)count * NR_LOSS_RESULT_BYTES;
     unsigned char *raw = malloc(bytes);
     if (!raw) return nr_fail(e, "out of memory");
-    int rc = nr_gpu_download(&cb->g, raw, cb->results + (size_t)first * NR_GPU_LOSS_RESULT_BYTES, bytes, e);
+    int rc = nr_gpu_download(&cb->g, raw, cb->results + (size_t)first * NR_LOSS_RESULT_BYTES, bytes, e);
     for (long k = 0; k < count && !rc; k++) {
-        memcpy(&out[k].loss, raw + k * NR_GPU_LOSS_RESULT_BYTES, sizeof(double));
-        memcpy(&out[k].correct, raw + k * NR_GPU_LOSS_RESULT_BYTES + sizeof(double), sizeof(int));
+        memcpy(&out[k].loss, raw + k * NR_LOSS_RESULT_BYTES, sizeof(double));
+        memcpy(&out[k].correct, raw + k * NR_LOSS_RESULT_BYTES + sizeof(double), sizeof(int));
     }
     free(raw);
     return rc;
+}
+
+/* An evaluation's image indices on the device (the buffer grows to the largest set asked for). */
+static int upload_eval_indices(cuda_backend *cb, const nr_eval *ev, nr_dptr *idx, nr_error *e)
+{
+    if (ev->count > cb->eval_idx_cap) {
+        nr_gpu_free(&cb->g, cb->eval_idx);
+        cb->eval_idx = 0;
+        cb->eval_idx_cap = 0;
+        if (nr_gpu_alloc(&cb->g, &cb->eval_idx, (size_t)ev->count * sizeof(uint32_t), e)) return -1;
+        cb->eval_idx_cap = ev->count;
+    }
+    /* An upload is queued behind the previous evaluation's launches, which read the old indices. */
+    *idx = cb->eval_idx;
+    return nr_gpu_upload(&cb->g, cb->eval_idx, ev->idx, (size_t)ev->count * sizeof(uint32_t), e);
 }
 
 /* Index of the largest of n values. */
@@ -216,17 +241,24 @@ static int cuda_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, lon
 {
     cuda_backend *cb = cuda_of(b);
     int classes = cb->p->classes, batch = cb->c.batch;
-    if (ev->set < 0 || ev->set >= NR_SET_COUNT || !cb->sets[ev->set]) return nr_fail(e, "data set %d not uploaded", ev->set);
+    if (ev->set < 0 || ev->set >= NR_SET_COUNT || !cb->sets[ev->set].pixels)
+        return nr_fail(e, "data set %d not uploaded", ev->set);
+    if (ev->noise_level >= cb->p->noise.nstd) return nr_fail(e, "no noise level %d", ev->noise_level);
     *loss_sum = 0;
     *correct = 0;
+    nr_dptr idx = 0;
+    if (ev->idx && upload_eval_indices(cb, ev, &idx, e)) return -1;
+    float noise_std = ev->noise_level >= 0 ? cb->p->noise.std[ev->noise_level] : 0.0f;
     for (int first = 0; first < ev->count; first += batch) {
         int n = ev->count - first < batch ? ev->count - first : batch;
-        if (prepare_eval_batch(cb, ev, first, n, e) || forward(cb, n, 0, 0, e) ||
-            nr_gpu_loss(&cb->g, &cb->loss, n, classes, cb->act[cb->nl], cb->labels, 0, spare_result(cb), e))
+        if (nr_gpu_gather_eval(&cb->g, &cb->desc, cb->sets[ev->set].pixels, cb->sets[ev->set].labels, idx, first, n,
+                               ev->noise_level, noise_std, cb->act[0], cb->labels, e) ||
+            forward(cb, n, 0, 0, e) ||
+            nr_gpu_loss(&cb->g, &cb->loss, n, classes, cb->act[cb->nl], cb->labels, 0, cb->results, cb->eval_vars, e))
             return -1;
         double loss = 0;
         int c = 0;
-        if (nr_gpu_loss_result(&cb->g, spare_result(cb), &loss, &c, e)) return -1;
+        if (nr_gpu_loss_result(&cb->g, cb->results, cb->c.max_steps, &loss, &c, e)) return -1;
         if (pred) {
             if (nr_gpu_download(&cb->g, cb->h_logits, cb->act[cb->nl], (size_t)n * classes * sizeof(float), e))
                 return -1;
@@ -264,11 +296,25 @@ static int cuda_set_state(nr_backend *b, const nr_host_state *s, nr_error *e)
     return s->noptim ? nr_gpu_upload(&cb->g, cb->state, s->optim, s->noptim * sizeof(float), e) : 0;
 }
 
+/* The set's pixels (uint8) and labels, once. */
 static int cuda_upload(nr_backend *b, int set, const nr_dataset *ds, nr_error *e)
 {
+    cuda_backend *cb = cuda_of(b);
     if (set < 0 || set >= NR_SET_COUNT) return nr_fail(e, "no data set %d", set);
-    /* Borrowed: the driver keeps the set alive for the backend's lifetime. */
-    cuda_of(b)->sets[set] = ds;
+    size_t image = (size_t)ds->channels * ds->height * ds->width;
+    if (image != (size_t)cb->desc.c * cb->desc.h * cb->desc.w)
+        return nr_fail(e, "%s: images of %dx%dx%d, the model takes %dx%dx%d", ds->source, ds->channels, ds->height,
+                       ds->width, cb->desc.c, cb->desc.h, cb->desc.w);
+    nr_gpu_free(&cb->g, cb->sets[set].pixels);
+    nr_gpu_free(&cb->g, cb->sets[set].labels);
+    memset(&cb->sets[set], 0, sizeof cb->sets[set]);
+    size_t count = ds->count > 0 ? (size_t)ds->count : 1;
+    if (nr_gpu_alloc(&cb->g, &cb->sets[set].pixels, count * image, e) ||
+        nr_gpu_alloc(&cb->g, &cb->sets[set].labels, count * sizeof(int32_t), e) ||
+        nr_gpu_upload(&cb->g, cb->sets[set].pixels, ds->pixels, (size_t)ds->count * image, e) ||
+        nr_gpu_upload(&cb->g, cb->sets[set].labels, ds->labels, (size_t)ds->count * sizeof(int32_t), e))
+        return -1;
+    cb->sets[set].count = ds->count;
     return 0;
 }
 
@@ -277,21 +323,26 @@ static void cuda_destroy(nr_backend *b)
     cuda_backend *cb = cuda_of(b);
     nr_gpu *g = &cb->g;
     if (g->ops) {
-        nr_dptr *bufs[] = { &cb->params, &cb->grads, &cb->buffers, &cb->state, &cb->sam_saved, &cb->sam_scratch,
-                            &cb->scratch, &cb->dx[0], &cb->dx[1], &cb->dlogits, &cb->labels, &cb->results };
+        for (int i = 0; i < cb->ngraphs; i++) g->ops->graph_free(g->ctx, cb->graphs[i].graph);
+        nr_dptr *bufs[] = { &cb->params, &cb->grads,  &cb->buffers, &cb->state,   &cb->sam_saved,
+                            &cb->sam_scratch, &cb->scratch, &cb->dx[0], &cb->dx[1], &cb->dlogits,
+                            &cb->labels, &cb->results, &cb->vars, &cb->eval_vars, &cb->batch_image,
+                            &cb->batch_stream, &cb->batch_augment, &cb->gather_scratch, &cb->eval_idx };
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nr_gpu_free(g, *bufs[i]);
         for (int i = 0; cb->act && i <= cb->nl; i++) nr_gpu_free(g, cb->act[i]);
         for (int i = 0; cb->saved && i < cb->nl; i++) nr_gpu_free(g, cb->saved[i]);
+        for (int i = 0; i < NR_SET_COUNT; i++) {
+            nr_gpu_free(g, cb->sets[i].pixels);
+            nr_gpu_free(g, cb->sets[i].labels);
+        }
         nr_gpu_close(g);
     }
     free(cb->act);
     free(cb->saved);
     free(cb->param_off);
     free(cb->buffer_off);
-    nr_free(cb->h_input);
     nr_free(cb->h_logits);
-    nr_free(cb->h_labels);
-    nr_free(cb->pre_scratch);
+    nr_free(cb->h_batch);
     free(cb);
 }
 
@@ -333,8 +384,16 @@ static int lay_out(cuda_backend *cb, nr_error *e)
         alloc_floats(cb, &cb->dx[1], widest * batch, e) ||
         alloc_floats(cb, &cb->dlogits, (size_t)batch * p->classes, e) ||
         nr_gpu_alloc(&cb->g, &cb->labels, (size_t)batch * sizeof(int32_t), e) ||
-        nr_gpu_alloc(&cb->g, &cb->results, ((size_t)cb->c.max_steps + 1) * NR_GPU_LOSS_RESULT_BYTES, e) ||
+        nr_gpu_alloc(&cb->g, &cb->results, ((size_t)cb->c.max_steps + 1) * NR_LOSS_RESULT_BYTES, e) ||
+        nr_gpu_alloc(&cb->g, &cb->vars, sizeof(nr_step_vars), e) ||
+        nr_gpu_alloc(&cb->g, &cb->eval_vars, sizeof(nr_step_vars), e) ||
         alloc_floats(cb, &cb->act[0], image_size(p) * batch, e))
+        return -1;
+    size_t batch_words = (size_t)batch * sizeof(uint32_t);
+    if (nr_gpu_alloc(&cb->g, &cb->batch_image, batch_words, e) ||
+        nr_gpu_alloc(&cb->g, &cb->batch_stream, batch_words, e) ||
+        nr_gpu_alloc(&cb->g, &cb->batch_augment, (size_t)batch, e) ||
+        alloc_floats(cb, &cb->gather_scratch, (size_t)batch * 2 * (size_t)cb->desc.scratch, e))
         return -1;
     if (cb->optim.sam && (alloc_floats(cb, &cb->sam_saved, cb->nparams, e) ||
                           nr_gpu_alloc(&cb->g, &cb->sam_scratch, NR_GPU_SAM_SCRATCH_BYTES, e)))
@@ -345,30 +404,24 @@ static int lay_out(cuda_backend *cb, nr_error *e)
             alloc_floats(cb, &cb->saved[i], nr_layer_saved_count(L, batch), e))
             return -1;
     }
+    /* Evaluation and SAM's second pass write their loss to the spare slot
+     * after the epoch's; nothing else of eval_vars is read. */
+    nr_step_vars spare;
+    nr_gpu_step_vars(&cb->optim, cb->optim.lr, 1, cb->c.max_steps, &spare);
+    if (nr_gpu_upload(&cb->g, cb->eval_vars, &spare, sizeof spare, e)) return -1;
     /* Gradients of layers without a backward write (none today) must not be garbage. */
     return nr_gpu_fill32(&cb->g, cb->grads, 0, cb->nparams, e);
 }
 
 static int host_buffers(cuda_backend *cb, nr_error *e)
 {
-    const nr_program *p = cb->p;
-#ifdef _OPENMP
-    cb->nthreads = omp_get_max_threads();
-#else
-    cb->nthreads = 1;
-#endif
-    cb->h_input = nr_alloc(image_size(p) * (size_t)cb->c.batch * sizeof(float));
-    cb->h_logits = nr_alloc((size_t)cb->c.batch * p->classes * sizeof(float));
-    cb->h_labels = nr_alloc((size_t)cb->c.batch * sizeof(int32_t));
-    cb->pre_scratch_each = nr_preprocess_scratch(&p->data, &p->augment) + 16;
-    cb->pre_scratch = nr_zalloc(cb->pre_scratch_each * (size_t)cb->nthreads * sizeof(float));
-    if (!cb->h_input || !cb->h_logits || !cb->h_labels || !cb->pre_scratch)
-        return nr_fail(e, "out of memory for batches of %d", cb->c.batch);
+    cb->h_logits = nr_alloc((size_t)cb->c.batch * cb->p->classes * sizeof(float));
+    cb->h_batch = nr_alloc((size_t)cb->c.batch * (2 * sizeof(uint32_t) + 1));
+    if (!cb->h_logits || !cb->h_batch) return nr_fail(e, "out of memory for batches of %d", cb->c.batch);
     return 0;
 }
 
-/* The device layer NETC_CUDA asks for: the emulator for "emu", else the driver. */
-static const nr_dev_ops *device_layer(nr_error *e)
+const nr_dev_ops *nr_cuda_device_layer(nr_error *e)
 {
     const char *which = getenv("NETC_CUDA");
     if (which && !strcmp(which, "emu")) return nr_emu_load(e);
@@ -399,7 +452,7 @@ static void describe_device(cuda_backend *cb)
 
 nr_backend *nr_cuda_backend_open(const nr_backend_config *c, nr_error *e)
 {
-    const nr_dev_ops *ops = device_layer(e);
+    const nr_dev_ops *ops = nr_cuda_device_layer(e);
     if (!ops) return NULL;
     cuda_backend *cb = calloc(1, sizeof *cb);
     if (!cb) {
@@ -412,8 +465,10 @@ nr_backend *nr_cuda_backend_open(const nr_backend_config *c, nr_error *e)
     cb->optim = *c->optim;
     cb->loss = *c->loss;
     cb->nl = c->p->nlayers;
-    if (nr_gpu_open(&cb->g, ops, 0, c->tf32, e) || nr_gpu_load_kernels(&cb->g, e) || lay_out(cb, e) ||
-        host_buffers(cb, e)) {
+    const char *graphs = getenv("NETC_CUDA_GRAPHS");
+    cb->use_graphs = !(graphs && !strcmp(graphs, "0"));
+    if (nr_gpu_batch_desc_of(c->p, c->seed, &cb->desc, e) || nr_gpu_open(&cb->g, ops, 0, c->tf32, e) ||
+        nr_gpu_load_kernels(&cb->g, e) || lay_out(cb, e) || host_buffers(cb, e)) {
         cuda_destroy(&cb->base);
         return NULL;
     }

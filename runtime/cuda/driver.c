@@ -18,6 +18,7 @@
 #define STR(x) STR_(x)
 #define SONAME(base, major) base ".so." STR(major)
 #define TOOLKIT_MAJOR (CUDA_VERSION / 1000)
+#define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 
 /* The driver entry points used, by their names in cuda.h (which maps each
  * to its current versioned symbol). */
@@ -30,7 +31,7 @@
     X(cuLaunchKernel) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch)    \
     X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuGetErrorName) X(cuGetErrorString)
 #define BLAS_FUNCS(X)                                                                                         \
-    X(cublasCreate) X(cublasDestroy) X(cublasSetStream) X(cublasSetMathMode) X(cublasSgemm)                   \
+    X(cublasCreate) X(cublasDestroy) X(cublasSetStream) X(cublasSetMathMode) X(cublasSgemm) X(cublasSetWorkspace) \
     X(cublasGetStatusName) X(cublasGetStatusString)
 
 #define FIELD(f) __typeof__(&f) f;
@@ -124,6 +125,7 @@ typedef struct gpu_ctx {
     CUcontext context;
     CUstream stream;
     cublasHandle_t blas;
+    CUdeviceptr blas_workspace;   /* cuBLAS's own, so that a captured graph needs no allocation */
     int major, minor;
     int retained;
 } gpu_ctx;
@@ -142,6 +144,7 @@ static void gpu_close(void *c)
     gpu_ctx *g = c;
     if (!g) return;
     if (g->blas) api.cublasDestroy(g->blas);
+    if (g->blas_workspace) api.cuMemFree(g->blas_workspace);
     if (g->stream) api.cuStreamDestroy(g->stream);
     if (g->retained) api.cuDevicePrimaryCtxRelease(g->device);
     free(g);
@@ -178,6 +181,10 @@ static int open_device(gpu_ctx *g, int ordinal, int tf32, nr_dev_info *info, nr_
     BLAS(e, cublasCreate(&g->blas));
     BLAS(e, cublasSetStream(g->blas, (cudaStream_t)g->stream));
     BLAS(e, cublasSetMathMode(g->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    /* cuBLAS allocates its workspace on demand, which stream capture
+     * forbids: hand it one (32 MiB, its recommendation for Hopper). */
+    CU(e, cuMemAlloc(&g->blas_workspace, BLAS_WORKSPACE_BYTES));
+    BLAS(e, cublasSetWorkspace(g->blas, (void *)(uintptr_t)g->blas_workspace, BLAS_WORKSPACE_BYTES));
     return 0;
 }
 

@@ -22,6 +22,9 @@ typedef struct nr_gpu {
 /* The real device layer (driver.c; NULL when netc was built without the
  * CUDA toolkit) and the emulator's (NETC_CUDA=emu). */
 const nr_dev_ops *nr_cuda_dev_ops(void);
+/* The device layer NETC_CUDA asks for: the emulator for "emu", else the
+ * driver's; NULL with e filled when it cannot be had. */
+const nr_dev_ops *nr_cuda_device_layer(nr_error *e);
 
 /* Device `ordinal` through `ops`; TF32 GEMMs when tf32. */
 int nr_gpu_open(nr_gpu *g, const nr_dev_ops *ops, int ordinal, int tf32, nr_error *e);

@@ -5,7 +5,9 @@
  * to values whose types match the kernel's parameters exactly (int, long
  * long, float, 64-bit device pointers). */
 #include "layers.h"
+#include "../nr_math.h"
 #include "../optim.h"
+#include "../preprocess.h"
 #include <math.h>
 #include <string.h>
 
@@ -165,12 +167,16 @@ static int batchnorm_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr
 /* ---- dropout --------------------------------------------------------------------- */
 
 static int dropout_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr saved,
-                           int flags, nr_stream stream, nr_error *e)
+                           int flags, const nr_gpu_draws *d, nr_error *e)
 {
     i64 total = (i64)n * in_size(L);
     int active = (flags & NR_TRAINING) && L->p > 0.0f;
-    float p = L->p, keep = L->p >= 1.0f ? 0.0f : 1.0f / (1.0f - L->p);
-    void *args[] = { &x, &y, &saved, &total, &p, &keep, &active, &stream };
+    float p = L->p, keep = nr_dropout_scale(L->p);
+    uint64_t seed = d->seed;
+    uint32_t purpose = NR_RNG_DROPOUT, layer = d->layer, pass = d->pass;
+    nr_dptr vars = d->vars;
+    if (active && !vars) return nr_fail(e, "layer %s: dropout in training needs the step's values", L->name);
+    void *args[] = { &x, &y, &saved, &total, &p, &keep, &active, &seed, &purpose, &layer, &pass, &vars };
     return nr_gpu_launch(g, NR_K_DROPOUT_FORWARD, total, args, e);
 }
 
@@ -213,7 +219,7 @@ static int softmax(nr_gpu *g, const nr_layer *L, int n, nr_kernel_id k, void *a0
 /* ---- the interface ---------------------------------------------------------------------- */
 
 int nr_gpu_forward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, nr_dptr params,
-                   nr_dptr buffers, nr_dptr saved, nr_dptr scratch, int flags, nr_stream dropout,
+                   nr_dptr buffers, nr_dptr saved, nr_dptr scratch, int flags, const nr_gpu_draws *dropout,
                    nr_error *e)
 {
     if (n <= 0) return 0;
@@ -271,86 +277,155 @@ int nr_gpu_backward(nr_gpu *g, const nr_layer *L, int n, nr_dptr x, nr_dptr y, n
 
 /* ---- loss --------------------------------------------------------------------------------- */
 
-/* The kernel's nr_loss_args, field for field. */
-typedef struct loss_args {
-    int kind;
-    float label_smoothing;
-    int smoothing_other_classes;
-    int mse_softmax;
-    float margin;
-    int p;
-} loss_args;
-
 int nr_gpu_loss(nr_gpu *g, const nr_loss *loss, int n, int classes, nr_dptr logits, nr_dptr labels,
-                nr_dptr dlogits, nr_dptr result, nr_error *e)
+                nr_dptr dlogits, nr_dptr results, nr_dptr vars, nr_error *e)
 {
-    loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
-                    loss->margin, loss->p };
-    nr_dptr out_loss = result, out_correct = result + sizeof(double);
-    void *args[] = { &a, &n, &classes, &logits, &labels, &dlogits, &out_loss, &out_correct };
+    nr_loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
+                       loss->margin, loss->p };
+    void *args[] = { &a, &n, &classes, &logits, &labels, &dlogits, &results, &vars };
     return nr_gpu_launch_blocks(g, NR_K_LOSS, 1, args, e);
 }
 
-int nr_gpu_loss_result(nr_gpu *g, nr_dptr result, double *loss, int *correct, nr_error *e)
+int nr_gpu_loss_result(nr_gpu *g, nr_dptr results, long slot, double *loss, int *correct, nr_error *e)
 {
-    unsigned char bytes[NR_GPU_LOSS_RESULT_BYTES];
-    if (nr_gpu_download(g, bytes, result, sizeof bytes, e) != 0) return -1;
+    unsigned char bytes[NR_LOSS_RESULT_BYTES];
+    if (nr_gpu_download(g, bytes, results + (size_t)slot * NR_LOSS_RESULT_BYTES, sizeof bytes, e) != 0) return -1;
     memcpy(loss, bytes, sizeof *loss);
     memcpy(correct, bytes + sizeof(double), sizeof *correct);
     return 0;
 }
 
+/* ---- batches ------------------------------------------------------------------------------- */
+
+static void copy_aug_op(const nr_aug_op *op, nr_gpu_aug_op *g)
+{
+    g->kind = op->kind == NR_AUG_ROTATE ? NR_GPU_AUG_ROTATE
+              : op->kind == NR_AUG_HFLIP ? NR_GPU_AUG_HFLIP
+              : op->kind == NR_AUG_CROP  ? NR_GPU_AUG_CROP
+                                         : NR_GPU_AUG_NOISE;
+    g->degrees = op->degrees;
+    g->bilinear = op->bilinear;
+    g->fill = op->fill;
+    g->p = op->p;
+    g->size = op->size;
+    g->padding = op->padding;
+    g->std = op->std;
+    g->clamp = op->clamp;
+    g->lo = op->lo;
+    g->hi = op->hi;
+    g->after_normalize = op->after_normalize;
+}
+
+int nr_gpu_batch_desc_of(const nr_program *p, uint64_t seed, nr_gpu_batch_desc *d, nr_error *e)
+{
+    const nr_data_spec *ds = &p->data;
+    const nr_noise_test *nt = &p->noise;
+    memset(d, 0, sizeof *d);
+    if (p->augment.nops > NR_GPU_MAX_AUG_OPS)
+        return nr_fail(e, "%d augmentation ops: the GPU takes at most %d", p->augment.nops, NR_GPU_MAX_AUG_OPS);
+    d->c = ds->channels;
+    d->h = ds->height;
+    d->w = ds->width;
+    d->nnorm = ds->nnorm;
+    memcpy(d->mean, ds->mean, sizeof d->mean);
+    memcpy(d->std, ds->std, sizeof d->std);
+    d->nops = p->augment.nops;
+    for (int j = 0; j < d->nops; j++) copy_aug_op(&p->augment.ops[j], &d->ops[j]);
+    size_t half = nr_preprocess_scratch(ds, &p->augment) / 2, image = (size_t)d->c * d->h * d->w;
+    d->scratch = (int)(half > image ? half : image);
+    d->augment_purpose = NR_RNG_AUGMENT;
+    d->noise_purpose = NR_RNG_NOISE_TEST;
+    d->seed = seed;
+    d->noise_seed = nt->seed;
+    d->noise_before_normalize = nt->before_normalize;
+    d->noise_clamp = nt->clamp;
+    d->noise_same = nt->same_noise;
+    d->noise_lo = nt->lo;
+    d->noise_hi = nt->hi;
+    d->noise_nnorm = nt->nnorm;
+    memcpy(d->noise_mean, nt->norm_mean, sizeof d->noise_mean);
+    memcpy(d->noise_std, nt->norm_std, sizeof d->noise_std);
+    return 0;
+}
+
+int nr_gpu_gather_train(nr_gpu *g, const nr_gpu_batch_desc *d, nr_dptr pixels, nr_dptr set_labels, nr_dptr image,
+                        nr_dptr stream_a, nr_dptr augment, int n, nr_dptr scratch, nr_dptr x, nr_dptr labels,
+                        nr_error *e)
+{
+    nr_gpu_batch_desc desc = *d;
+    void *args[] = { &desc, &pixels, &set_labels, &image, &stream_a, &augment, &n, &scratch, &x, &labels };
+    /* A block per image: the ops run one after another over its pixels. */
+    return nr_gpu_launch_blocks(g, NR_K_GATHER_TRAIN, (unsigned)(n > 0 ? n : 1), args, e);
+}
+
+int nr_gpu_gather_eval(nr_gpu *g, const nr_gpu_batch_desc *d, nr_dptr pixels, nr_dptr set_labels, nr_dptr idx,
+                       long long first, int n, int level, float noise_std, nr_dptr x, nr_dptr labels, nr_error *e)
+{
+    nr_gpu_batch_desc desc = *d;
+    void *args[] = { &desc, &pixels, &set_labels, &idx, &first, &n, &level, &noise_std, &x, &labels };
+    return nr_gpu_launch(g, NR_K_GATHER_EVAL, (long long)n * d->c * d->h * d->w, args, e);
+}
+
 /* ---- optimizers ------------------------------------------------------------------------------ */
 
-static int sgd_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
-                    nr_dptr state, i64 n, nr_error *e)
+void nr_gpu_step_vars(const nr_optim *o, float lr, long step, long slot, nr_step_vars *v)
+{
+    memset(v, 0, sizeof *v);
+    v->step = step - 1;
+    v->slot = slot;
+    v->lr = lr;
+    v->sgd_mode = o->momentum == 0.0f ? 0 : step <= 1 ? 1 : 2;
+    /* Adam's, as optim.c computes them: in double, rounded once. */
+    double t = step < 1 ? 1.0 : (double)step;
+    double bc1 = 1.0 - pow((double)o->beta1, t), bc2 = 1.0 - pow((double)o->beta2, t);
+    v->adam_decay_factor = (float)(1.0 - (double)lr * o->weight_decay);
+    v->adam_neg_step_size = (float)(-((double)lr / bc1));
+    v->adam_bc2_sqrt = (float)sqrt(bc2);
+}
+
+static int sgd_step(nr_gpu *g, const nr_optim *o, nr_dptr vars, nr_dptr w, nr_dptr grad, nr_dptr state, i64 n,
+                    nr_error *e)
 {
     float wd = o->weight_decay, mu = o->momentum;
     float keep = (float)(1.0 - (double)o->dampening);
     float d_coef = o->nesterov ? 1.0f : 0.0f, b_coef = o->nesterov ? o->momentum : 1.0f;
-    int mode = o->momentum == 0.0f ? 0 : step <= 1 ? 1 : 2;
-    nr_dptr buf = mode ? state : 0;
-    void *args[] = { &w, &grad, &buf, &n, &lr, &wd, &mu, &keep, &d_coef, &b_coef, &mode };
+    nr_dptr buf = o->momentum != 0.0f ? state : 0;
+    void *args[] = { &w, &grad, &buf, &n, &vars, &wd, &mu, &keep, &d_coef, &b_coef };
     return nr_gpu_launch(g, NR_K_SGD_STEP, n, args, e);
 }
 
-static int adam_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
-                     nr_dptr state, i64 n, nr_error *e)
+static int adam_step(nr_gpu *g, const nr_optim *o, nr_dptr vars, nr_dptr w, nr_dptr grad, nr_dptr state, i64 n,
+                     nr_error *e)
 {
     float wd = o->weight_decay;
     int decoupled = o->kind == NR_ADAMW && wd != 0.0f;
-    float decay_factor = (float)(1.0 - (double)lr * wd);
     if (o->kind == NR_ADAMW) wd = 0.0f;
-    double t = step < 1 ? 1.0 : (double)step;
-    double bc1 = 1.0 - pow((double)o->beta1, t), bc2 = 1.0 - pow((double)o->beta2, t);
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     float one_minus_b1 = (float)(1.0 - (double)o->beta1), one_minus_b2 = (float)(1.0 - (double)o->beta2);
-    float neg_step_size = (float)(-((double)lr / bc1)), bc2_sqrt = (float)sqrt(bc2);
     nr_dptr m = state, v = state + (size_t)n * sizeof(float);
-    void *args[] = { &w,   &grad,         &m,  &v,            &n,           &decoupled, &decay_factor, &wd,
-                     &b1,  &one_minus_b1, &b2, &one_minus_b2, &neg_step_size, &bc2_sqrt, &eps };
+    void *args[] = { &w, &grad, &m, &v, &n, &decoupled, &vars, &wd, &b1, &one_minus_b1, &b2, &one_minus_b2, &eps };
     return nr_gpu_launch(g, NR_K_ADAM_STEP, n, args, e);
 }
 
-static int rmsprop_step(nr_gpu *g, const nr_optim *o, float lr, nr_dptr w, nr_dptr grad, nr_dptr state,
-                        i64 n, nr_error *e)
+static int rmsprop_step(nr_gpu *g, const nr_optim *o, nr_dptr vars, nr_dptr w, nr_dptr grad, nr_dptr state, i64 n,
+                        nr_error *e)
 {
     float wd = o->weight_decay, a = o->alpha, eps = o->eps, mu = o->momentum;
     float one_minus_a = (float)(1.0 - (double)o->alpha);
     nr_dptr v = state, buf = o->momentum > 0.0f ? state + (size_t)n * sizeof(float) : 0;
-    void *args[] = { &w, &grad, &v, &buf, &n, &lr, &wd, &a, &one_minus_a, &eps, &mu };
+    void *args[] = { &w, &grad, &v, &buf, &n, &vars, &wd, &a, &one_minus_a, &eps, &mu };
     return nr_gpu_launch(g, NR_K_RMSPROP_STEP, n, args, e);
 }
 
-int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, float lr, long step, nr_dptr w, nr_dptr grad,
-                      nr_dptr state, size_t n, nr_error *e)
+int nr_gpu_optim_step(nr_gpu *g, const nr_optim *o, nr_dptr vars, nr_dptr w, nr_dptr grad, nr_dptr state,
+                      size_t n, nr_error *e)
 {
     if (n == 0) return 0;
     switch (o->kind) {
-    case NR_SGD: return sgd_step(g, o, lr, step, w, grad, state, (i64)n, e);
+    case NR_SGD: return sgd_step(g, o, vars, w, grad, state, (i64)n, e);
     case NR_ADAM:
-    case NR_ADAMW: return adam_step(g, o, lr, step, w, grad, state, (i64)n, e);
-    case NR_RMSPROP: return rmsprop_step(g, o, lr, w, grad, state, (i64)n, e);
+    case NR_ADAMW: return adam_step(g, o, vars, w, grad, state, (i64)n, e);
+    case NR_RMSPROP: return rmsprop_step(g, o, vars, w, grad, state, (i64)n, e);
     }
     return nr_fail(e, "unknown optimizer %d", (int)o->kind);
 }

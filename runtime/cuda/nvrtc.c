@@ -134,7 +134,7 @@ static int pick_arch(int wanted, int *arch, int *ptx, nr_error *e)
     return 0;
 }
 
-/* Options every compile uses; see kernels_src.c for why fmad is off. */
+/* Options every compile uses; see kernels.cu for why fmad is off. */
 #define NR_NVRTC_FIXED_OPTIONS "--fmad=false --generate-line-info"
 
 static int read_log(nvrtcProgram prog, char **log)

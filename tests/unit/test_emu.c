@@ -398,6 +398,46 @@ static void test_bad_pointers(void)
     emu_close(&m);
 }
 
+/* A page-locked source changed, or freed, before the stream passed its
+ * upload is an error at the next sync; a pageable one is not watched. */
+static void test_async_upload_misuse(void)
+{
+    emu m;
+    nr_error e = { "" };
+    OPEN(&m, NULL);
+    nr_dptr d;
+    OK(ops->alloc(m.ctx, &d, 1024, &e));
+    float *pinned;
+    OK(ops->host_alloc(m.ctx, (void **)&pinned, 1024, &e));
+    for (int i = 0; i < 256; i++) pinned[i] = (float)i;
+    OK(ops->upload(m.ctx, d, pinned, 1024, &e));
+    OK(ops->sync(m.ctx, &e));
+    pinned[3] = -1.0f; /* after the sync: fine */
+    OK(ops->upload(m.ctx, d, pinned, 1024, &e));
+    pinned[5] = -1.0f; /* before: the GPU may copy the new value */
+    CU_ASSERT_EQUAL(ops->sync(m.ctx, &e), -1);
+    printf("# %s\n", e.msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "changed before a sync or download"));
+    OK(ops->upload(m.ctx, d, pinned + 8, 512, &e));
+    pinned[100] = 0.5f;
+    float back[4];
+    CU_ASSERT_EQUAL(ops->download(m.ctx, back, d, sizeof back, &e), -1);
+    OK(ops->upload(m.ctx, d, pinned, 1024, &e));
+    ops->host_free(m.ctx, pinned);
+    CU_ASSERT_EQUAL(ops->sync(m.ctx, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "while an upload from it is queued"));
+    ops->host_free(m.ctx, pinned);
+    CU_ASSERT_EQUAL(ops->sync(m.ctx, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "not from host_alloc"));
+
+    float pageable[256] = { 0 };
+    OK(ops->upload(m.ctx, d, pageable, sizeof pageable, &e));
+    pageable[0] = 1.0f; /* staged at once by CUDA */
+    OK(ops->sync(m.ctx, &e));
+    ops->free(m.ctx, d);
+    emu_close(&m);
+}
+
 static void test_missing_kernel(void)
 {
     void *ctx;
@@ -459,6 +499,56 @@ static void test_builtin_kernels(void)
     ops->close(ctx);
 }
 
+/* nr_row_sum (block_sum's shared-memory tree, several rows per block) on
+ * emulator `order`: out[ROWS]. */
+enum { ROWS = 5, COLS = 1000 };
+static void row_sums(const char *order, const float *m, float *out)
+{
+    setenv("NETC_EMU_ORDER", order, 1);
+    void *ctx;
+    nr_dev_info info;
+    nr_error e = { "" };
+    int rc = ops->open(&ctx, 0, 0, &info, &e);
+    unsetenv("NETC_EMU_ORDER");
+    OK(rc);
+    const char *names[] = { "nr_row_sum" };
+    void *fn;
+    nr_dev_module *mod = NULL;
+    OK(ops->load_module(ctx, "", "netc kernels", names, 1, &mod, &fn, NULL, 0, &e));
+    nr_dptr dm, dout;
+    OK(ops->alloc(ctx, &dm, ROWS * COLS * sizeof(float), &e));
+    OK(ops->alloc(ctx, &dout, ROWS * sizeof(float), &e));
+    OK(ops->upload(ctx, dm, m, ROWS * COLS * sizeof(float), &e));
+    int rows = ROWS;
+    long long cols = COLS;
+    void *args[] = { &dm, &dout, &rows, &cols };
+    OK(ops->launch(ctx, fn, 2, 256, args, &e));
+    OK(ops->download(ctx, out, dout, ROWS * sizeof(float), &e));
+    ops->free(ctx, dm);
+    ops->free(ctx, dout);
+    ops->unload_module(ctx, mod);
+    ops->close(ctx);
+}
+
+/* netc's block reduction gives the same bits in both orders (no race), and
+ * the row sums. */
+static void test_builtin_reduction(void)
+{
+    float *m = malloc(ROWS * COLS * sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    for (int i = 0; i < ROWS * COLS; i++) m[i] = next_uniform();
+    float fwd[ROWS], rev[ROWS];
+    row_sums("forward", m, fwd);
+    row_sums("reverse", m, rev);
+    CU_ASSERT(memcmp(fwd, rev, sizeof fwd) == 0);
+    for (int r = 0; r < ROWS; r++) {
+        double want = 0.0;
+        for (int j = 0; j < COLS; j++) want += m[r * COLS + j];
+        CU_ASSERT(fabs(fwd[r] - want) <= 1e-6 * (1.0 + fabs(want)));
+    }
+    free(m);
+}
+
 /* What a launch costs: 8 blocks of 256 threads of a trivial kernel. */
 static void test_launch_time(void)
 {
@@ -505,8 +595,10 @@ int main(void)
         { "graph capture and replay with capture-time arguments", test_graph },
         { "memory accounting and out of memory", test_memory_accounting },
         { "bad frees and out-of-range copies", test_bad_pointers },
+        { "page-locked upload sources changed or freed too early", test_async_upload_misuse },
         { "missing kernels and modules", test_missing_kernel },
         { "netc's kernels: Philox bit for bit, copy", test_builtin_kernels },
+        { "netc's block reduction: same bits in both orders", test_builtin_reduction },
         { "launch time", test_launch_time },
         CU_TEST_INFO_NULL,
     };

@@ -26,6 +26,27 @@ static void done(parsed *p)
     diag_free(&p->dl);
 }
 
+/* A brace on the line after the block's name (Allman style) opens the block. */
+static void test_brace_on_next_line(void)
+{
+    parsed p;
+    parse(&p, "model m\n{\n  input = [4]\n  fc: dense(2)\n}\ntrain\n\n{\n  epochs = 2\n}\n");
+    CU_ASSERT_EQUAL(p.rc, 0);
+    CU_ASSERT_EQUAL(p.dl.count, 0);
+    CU_ASSERT_EQUAL_FATAL(p.f->nitems, 2);
+    CU_ASSERT_STRING_EQUAL(p.f->items[0]->name, "m");
+    CU_ASSERT_EQUAL(p.f->items[0]->nstmts, 2);
+    CU_ASSERT_EQUAL(p.f->items[0]->where.line, 1);
+    CU_ASSERT_EQUAL(p.f->items[0]->where.end_line, 5);
+    CU_ASSERT_STRING_EQUAL(p.f->items[1]->kw, "train");
+    CU_ASSERT_EQUAL(p.f->items[1]->nstmts, 1);
+    done(&p);
+    /* a name with no block after it is one error, not one per line */
+    parse(&p, "model m\ninput = [4]\n");
+    CU_ASSERT_EQUAL(p.dl.errors, 1);
+    done(&p);
+}
+
 static void test_model_block(void)
 {
     parsed p;
@@ -164,6 +185,7 @@ int main(void)
         { "params, tuple sweeps, nested calls", test_params_sweeps_nested_calls },
         { "newlines and trailing commas inside brackets", test_newlines_inside_brackets },
         { "a block on one line", test_one_line_block },
+        { "a brace on the next line", test_brace_on_next_line },
         { "recovery reports every syntax error", test_recovery_reports_every_error },
         { "top-level syntax error has a hint", test_syntax_error_has_hint },
         { "unclosed brace", test_unclosed_brace },

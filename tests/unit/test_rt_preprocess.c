@@ -522,6 +522,35 @@ static void test_noisy_test_images(void)
     free(b);
 }
 
+/* W1's script: training saw [0, 1] pixels, the noise test normalized them
+ * first (its own normalize), then added the noise. */
+static void test_noise_test_own_normalize(void)
+{
+    nr_data_spec d = make_spec(1, NS, NS);  /* no normalize in the data */
+    uint8_t *px = malloc(NPIX);
+    float *clean = malloc(NPIX * sizeof *clean), *b = malloc(NPIX * sizeof *b);
+    CU_ASSERT_FATAL(px && clean && b);
+    random_bytes(px, NPIX, 7);
+    preprocess(&d, NULL, 0, px, clean, stream(0));
+    nr_noise_test t;
+    memset(&t, 0, sizeof t);
+    t.nnorm = 1;
+    t.norm_mean[0] = 0.1307f;
+    t.norm_std[0] = 0.3081f;
+    nr_stream s = nr_stream_make(0, NR_RNG_NOISE_TEST, 0, 1);
+    nr_preprocess_noisy(&d, &t, 0.4f, px, b, s);
+    for (int k = 0; k < NPIX; k += 31)
+        CU_ASSERT_EQUAL(b[k], (clean[k] - 0.1307f) / 0.3081f + nr_normal(s, (uint64_t)k) * 0.4f);
+    /* before_normalize: the noise on [0, 1] pixels, then both normalizes */
+    t.before_normalize = 1;
+    nr_preprocess_noisy(&d, &t, 0.4f, px, b, s);
+    for (int k = 0; k < NPIX; k += 31)
+        CU_ASSERT_EQUAL(b[k], (clean[k] + nr_normal(s, (uint64_t)k) * 0.4f - 0.1307f) / 0.3081f);
+    free(px);
+    free(clean);
+    free(b);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -538,6 +567,7 @@ int main(void)
         { "noise op: statistics, draws, clamp", test_noise_op_statistics },
         { "noise op: streams, before and after normalize", test_noise_op_streams_and_placement },
         { "noise test images", test_noisy_test_images },
+        { "the noise test's own normalize", test_noise_test_own_normalize },
         CU_TEST_INFO_NULL,
     };
     if (tap_add_suite("preprocess", tests)) return 1;

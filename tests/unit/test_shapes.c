@@ -3,6 +3,7 @@
 #include "helpers.h"
 #include "tap.h"
 #include "util.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,6 +193,169 @@ static void test_lints(void)
     fe_done(fe);
 }
 
+/* One run reports everything: a shape error does not hide the checks of the
+ * layers after it, nor the lints of those before it. */
+static void test_errors_do_not_hide_later_checks(void)
+{
+    frontend *fe = model("[1, 28, 28]",
+                         "  c1: conv(6, kernel=5)\n  batchnorm\n  c2: conv(16, kernel=5)\n  batchnorm\n"
+                         "  flatten\n  d1: dense(80)\n  batchnorm\n  d3: dense(10, in=84)\n"
+                         "  d4: dense(10) expect [N, 12]\n  sm: softmax\n");
+    ASSERT_DIAG(fe, DIAG_ERROR, "dense 'd3' says in=84 features, but its input has 80");
+    /* d3's output is still known, so d4's expect is checked against it */
+    ASSERT_DIAG(fe, DIAG_ERROR, "'d4' outputs [N, 10], but its expect says [N, 12]");
+    ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
+    CU_ASSERT_EQUAL(fe_count(fe, DIAG_WARNING, "is redundant"), 3);
+    CU_ASSERT(fe_hint(fe, "write bias=false to save 16 parameters"));
+    fe_done(fe);
+    /* no shape follows a kernel larger than its input: the shapes stop
+     * there, the other checks still run */
+    fe = model("[1, 4, 4]", "  c: conv(6, kernel=5)\n  batchnorm\n  flatten\n  dense(10)\n  sm: softmax\n");
+    ASSERT_DIAG(fe, DIAG_ERROR, "kernel 5 is larger than its input");
+    ASSERT_DIAG(fe, DIAG_WARNING, "the bias of 'c' is redundant");
+    ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
+    CU_ASSERT_EQUAL(fe->dl.errors, 1);
+    fe_done(fe);
+    /* a layer that does not resolve stops the shapes there, not before,
+     * and the lints of the layers on either side still run */
+    fe = model("[1, 28, 28]", "  c1: conv(6, kernel=5) expect [N, 6, 20, 20]\n  x: relux\n"
+                              "  c2: conv(16, kernel=5)\n  batchnorm\n  flatten\n  d: dense(10, kernal=3)\n"
+                              "  sm: softmax\n");
+    ASSERT_DIAG(fe, DIAG_ERROR, "'c1' outputs [N, 6, 24, 24], but its expect says [N, 6, 20, 20]");
+    ASSERT_DIAG(fe, DIAG_ERROR, "unknown layer kind 'relux'");
+    ASSERT_DIAG(fe, DIAG_ERROR, "has no option 'kernal'");
+    ASSERT_DIAG(fe, DIAG_WARNING, "the bias of 'c2' is redundant");
+    ASSERT_DIAG(fe, DIAG_WARNING, "'sm' applies softmax before cross_entropy");
+    CU_ASSERT_EQUAL(fe->dl.errors, 3);
+    fe_done(fe);
+    /* a mistake in the train block does not stop the shape checks */
+    fe = fe_run("model m {\n input = [4]\n classes = 2\n fc: dense(3)\n}\ntrain { epoch = 3 }\n", NULL);
+    ASSERT_DIAG(fe, DIAG_ERROR, "unknown setting 'epoch'");
+    ASSERT_DIAG(fe, DIAG_ERROR, "the model outputs [N, 3], but it has 2 classes");
+    fe_done(fe);
+    /* conv, pooling and batchnorm mistakes keep their output too */
+    fe = model("[3, 8, 8]", "  c: conv(4, kernel=3, in=1)\n  p: maxpool(2, padding=2) expect [N, 4, 5, 5]\n"
+                            "  b: batchnorm(3) expect [N, 4, 5, 5]\n  flatten expect [N, 99]\n  dense(10)\n");
+    CU_ASSERT_EQUAL(fe->dl.errors, 4);
+    ASSERT_DIAG(fe, DIAG_ERROR, "'flatten_1' outputs [N, 100], but its expect says [N, 99]");
+    fe_done(fe);
+}
+
+/* --emit-ir shows derived defaults as the values they resolve to, and the
+ * first layer's input as the model input. */
+static void test_emit_ir_resolved_defaults(void)
+{
+    frontend *fe = model("[3, 8, 8]", "  c: conv(4, kernel=3)\n  p: maxpool(2)\n  b: batchnorm\n  flatten\n"
+                                      "  fc: dense(10)\n");
+    CU_ASSERT_EQUAL_FATAL(fe->dl.errors, 0);
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    ir_dump(fe->prog, f);
+    long n = ftell(f);
+    char *text = xcalloc((size_t)n + 1, 1);
+    rewind(f);
+    CU_ASSERT_EQUAL(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "in=3, init=pytorch)(input) -> [N, 4, 6, 6]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "maxpool(kernel=2, stride=2, padding=0)(%0)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "batchnorm(features=4,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "dense(out=10, bias=true, in=36, init=pytorch)"));
+    CU_ASSERT_PTR_NULL(strstr(text, "%-1"));
+    CU_ASSERT_PTR_NULL(strstr(text, "stride=0"));
+    CU_ASSERT_PTR_NULL(strstr(text, "in=0"));
+    free(text);
+    fe_done(fe);
+}
+
+/* ---- netc's shape rules against PyTorch -------------------------------- */
+
+/* Parses "[3, 7, 7]" or "[84]" into dims; returns the rank, 0 for "error". */
+static int parse_dims(const char *text, long long *dims)
+{
+    if (strcmp(text, "error") == 0) return 0;
+    int rank = 0;
+    const char *p = text + 1;
+    while (rank < 3 && *p && *p != ']') {
+        char *end;
+        dims[rank++] = strtoll(p, &end, 10);
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return rank;
+}
+
+/* Checks one fixture row; returns 0 when netc agrees with PyTorch, else
+ * writes what netc said to why. */
+static int check_shape_row(const char *kind, const char *options, const char *input, const char *output,
+                           char *why, size_t whylen)
+{
+    char text[512];
+    snprintf(text, sizeof text, "model m {\n input = %s\n classes = 10\n l: %s%s%s%s\n flatten\n dense(10)\n}\n",
+             input, kind, *options ? "(" : "", options, *options ? ")" : "");
+    frontend *fe = fe_run(text, NULL);
+    long long want[3];
+    int want_rank = parse_dims(output, want);
+    int layer_errors = 0;
+    for (int i = 0; i < fe->dl.count; i++)
+        layer_errors += fe->dl.items[i].severity == DIAG_ERROR && fe->dl.items[i].where.line == 4;
+    const ir_node *l = fe_node(fe, "l");
+    int ok;
+    if (want_rank == 0) {
+        ok = layer_errors > 0;
+    } else {
+        ok = fe->dl.errors == 0 && l && l->out.rank == want_rank;
+        for (int i = 0; ok && i < want_rank; i++) ok = l->out.d[i] == want[i];
+    }
+    if (!ok) {
+        char got[64];
+        if (l && l->out.rank) shape_format(&l->out, got, sizeof got);
+        else snprintf(got, sizeof got, "no shape");
+        snprintf(why, whylen, "%s(%s) on %s: PyTorch %s, netc %s with %d error%s (first: %s)", kind, options, input,
+                 output, got, fe->dl.errors, fe->dl.errors == 1 ? "" : "s",
+                 fe->dl.count ? fe->dl.items[0].message : "none");
+    }
+    fe_done(fe);
+    return ok ? 0 : -1;
+}
+
+/* Every row of tests/fixtures/shapes.tsv (made by gen_shape_fixtures.py
+ * with PyTorch): netc's rule gives PyTorch's output shape, or an error on
+ * the layer where PyTorch raises. */
+static void test_shapes_match_pytorch(void)
+{
+    const char *srcdir = getenv("srcdir");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/shapes.tsv", srcdir ? srcdir : ".");
+    FILE *f = fopen(path, "r");
+    if (!f) printf("# cannot open %s\n", path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[512];
+    int rows = 0, wrong = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        line[strcspn(line, "\n")] = '\0';
+        char *fields[4];
+        char *p = line;
+        int n = 0;
+        for (; n < 4 && p; n++) {
+            fields[n] = p;
+            p = strchr(p, '\t');
+            if (p) *p++ = '\0';
+        }
+        CU_ASSERT_EQUAL(n, 4);
+        if (n != 4) continue;
+        rows++;
+        char why[512];
+        if (check_shape_row(fields[0], fields[1], fields[2], fields[3], why, sizeof why)) {
+            if (++wrong <= 20) printf("# %s\n", why);
+        }
+    }
+    fclose(f);
+    if (wrong) printf("# %d of %d rows disagree with PyTorch\n", wrong, rows);
+    CU_ASSERT(rows > 1000);
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
 static void test_werror(void)
 {
     frontend *fe = xmalloc(sizeof *fe);
@@ -218,6 +382,9 @@ int main(void)
         { "output must match classes", test_output_must_match_classes },
         { "model against its data", test_model_against_data },
         { "lints: softmax before CE, nll, bias before BN", test_lints },
+        { "an error does not hide the other checks", test_errors_do_not_hide_later_checks },
+        { "--emit-ir shows derived defaults resolved", test_emit_ir_resolved_defaults },
+        { "shape rules agree with PyTorch (tests/fixtures/shapes.tsv)", test_shapes_match_pytorch },
         { "-Werror", test_werror },
         CU_TEST_INFO_NULL,
     };

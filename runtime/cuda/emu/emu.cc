@@ -15,7 +15,11 @@
  *   GEMM outside one, or a free of something that is not one, is an error
  *   (free cannot return it: the next call that can fail reports it). The
  *   device's memory is NETC_EMU_MEMORY_MB (default half the machine's RAM);
- * - the stream: everything runs at once, in order; sync only reports;
+ * - the stream: everything runs at once, in order. An upload from
+ *   page-locked memory (host_alloc) is asynchronous on a GPU, so its source
+ *   must stay unchanged until a sync or download (dev.h): the emulator
+ *   hashes it at the upload and again there, and a change is an error, as
+ *   is host_free of a buffer with an upload still queued;
  * - launches: the kernels compiled into this object (or a module, below) run
  *   block after block, threads as fibers (fiber.cc). NETC_EMU_ORDER=reverse
  *   runs blocks and the threads of a block in reverse order: a kernel whose
@@ -79,8 +83,19 @@ struct node {
     sgemm_call gemm;
 };
 
+/* An upload the stream has not passed yet (as far as the caller may know):
+ * its source must not change until a sync or a download. */
+struct pending_upload {
+    const void *src;
+    size_t bytes;
+    nr_dptr dst;
+    uint64_t hash;
+};
+
 struct emu_ctx {
     std::map<uintptr_t, size_t> allocs; /* start -> bytes */
+    std::map<uintptr_t, size_t> host_allocs;
+    std::vector<pending_upload> pending;
     size_t used, total;
     int reverse;
     bool capturing;
@@ -116,6 +131,12 @@ static int take_deferred(emu_ctx *c, nr_error *e)
     nr_fail(e, "%s", c->deferred.c_str());
     c->deferred.clear();
     return -1;
+}
+
+/* Keeps the first error of a call that cannot return one, for the next that can. */
+static void defer(emu_ctx *c, const std::string &msg)
+{
+    if (c->deferred.empty()) c->deferred = msg;
 }
 
 /* [p, p + bytes) must lie inside one allocation. */
@@ -182,6 +203,7 @@ static void emu_close(void *ctx)
     emu_ctx *c = C(ctx);
     if (!c) return;
     for (auto &a : c->allocs) free((void *)a.first);
+    for (auto &a : c->host_allocs) free((void *)a.first);
     delete c->capture;
     delete c;
 }
@@ -294,12 +316,10 @@ static void emu_free(void *ctx, nr_dptr p)
     if (!p) return;
     auto it = c->allocs.find((uintptr_t)p);
     if (it == c->allocs.end()) {
-        if (c->deferred.empty()) {
-            char buf[160];
-            snprintf(buf, sizeof buf, "CUDA emulator: free of 0x%llx, which is not a device allocation (freed twice?)",
-                     (unsigned long long)p);
-            c->deferred = buf;
-        }
+        char buf[160];
+        snprintf(buf, sizeof buf, "CUDA emulator: free of 0x%llx, which is not a device allocation (freed twice?)",
+                 (unsigned long long)p);
+        defer(c, buf);
         return;
     }
     c->used -= it->second;
@@ -309,16 +329,81 @@ static void emu_free(void *ctx, nr_dptr p)
 
 static int emu_host_alloc(void *ctx, void **p, size_t bytes, nr_error *e)
 {
-    (void)ctx;
+    emu_ctx *c = C(ctx);
     *p = malloc(bytes ? bytes : 1);
     if (!*p) return nr_fail(e, "CUDA emulator: out of memory for %zu bytes of page-locked memory", bytes);
+    try {
+        c->host_allocs.emplace((uintptr_t)*p, bytes);
+    } catch (...) {
+        free(*p);
+        return nr_fail(e, "CUDA emulator: out of memory");
+    }
     return 0;
 }
 
 static void emu_host_free(void *ctx, void *p)
 {
-    (void)ctx;
+    emu_ctx *c = C(ctx);
+    if (!p) return;
+    auto it = c->host_allocs.find((uintptr_t)p);
+    if (it == c->host_allocs.end()) {
+        char buf[160];
+        snprintf(buf, sizeof buf, "CUDA emulator: host_free of %p, which is not from host_alloc (freed twice?)", p);
+        defer(c, buf);
+        return;
+    }
+    uintptr_t start = it->first, end = start + it->second;
+    for (size_t i = 0; i < c->pending.size(); i++) {
+        uintptr_t src = (uintptr_t)c->pending[i].src;
+        if (src < start || src >= end) continue;
+        char buf[200];
+        snprintf(buf, sizeof buf, "CUDA emulator: host_free of %p while an upload from it is queued (sync first)", p);
+        defer(c, buf);
+        c->pending.erase(c->pending.begin() + (std::ptrdiff_t)i--);
+    }
+    c->host_allocs.erase(it);
     free(p);
+}
+
+/* From host_alloc? Only those copies are asynchronous in CUDA: from pageable
+ * memory, cuMemcpyHtoDAsync returns once the source has been staged. */
+static bool is_page_locked(const emu_ctx *c, const void *p)
+{
+    auto it = c->host_allocs.upper_bound((uintptr_t)p);
+    if (it == c->host_allocs.begin()) return false;
+    --it;
+    return (uintptr_t)p < it->first + it->second;
+}
+
+/* A quick 64-bit hash of a buffer (a word at a time). */
+static uint64_t hash_bytes(const void *p, size_t bytes)
+{
+    const unsigned char *b = static_cast<const unsigned char *>(p);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ bytes;
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    for (; i < bytes; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The stream is passed (sync, download): every upload's source must still
+ * hold what was copied. The emulator copies at once, so a source changed
+ * before this point would have gone to a real GPU changed. */
+static int check_pending(emu_ctx *c, nr_error *e)
+{
+    int rc = 0;
+    for (const pending_upload &u : c->pending)
+        if (!rc && hash_bytes(u.src, u.bytes) != u.hash)
+            rc = nr_fail(e, "CUDA emulator: the host buffer %p (%zu bytes) uploaded to 0x%llx changed before a sync "
+                            "or download: on a GPU the copy may read the new contents (keep the buffer until the stream "
+                            "has passed the copy)", u.src, u.bytes, (unsigned long long)u.dst);
+    c->pending.clear();
+    return rc;
 }
 
 static int not_while_capturing(emu_ctx *c, const char *what, nr_error *e)
@@ -336,13 +421,19 @@ static int emu_upload(void *ctx, nr_dptr dst, const void *src, size_t bytes, nr_
     if (!bytes) return 0;
     if (check_range(c, "upload", dst, bytes, e)) return -1;
     memcpy((void *)(uintptr_t)dst, src, bytes);
+    if (!is_page_locked(c, src)) return 0;
+    try {
+        c->pending.push_back({ src, bytes, dst, hash_bytes(src, bytes) });
+    } catch (...) {
+        return nr_fail(e, "CUDA emulator: out of memory");
+    }
     return 0;
 }
 
 static int emu_download(void *ctx, void *dst, nr_dptr src, size_t bytes, nr_error *e)
 {
     emu_ctx *c = C(ctx);
-    if (not_while_capturing(c, "download", e)) return -1;
+    if (not_while_capturing(c, "download", e) || check_pending(c, e)) return -1;
     if (!bytes) return 0;
     if (check_range(c, "download", src, bytes, e)) return -1;
     memcpy(dst, (const void *)(uintptr_t)src, bytes);
@@ -351,7 +442,8 @@ static int emu_download(void *ctx, void *dst, nr_dptr src, size_t bytes, nr_erro
 
 static int emu_sync(void *ctx, nr_error *e)
 {
-    return not_while_capturing(C(ctx), "sync", e);
+    emu_ctx *c = C(ctx);
+    return not_while_capturing(c, "sync", e) || check_pending(c, e) ? -1 : 0;
 }
 
 /* ---- operations that graphs record ---------------------------------------- */

@@ -170,14 +170,19 @@ static void syncthreads(const char *file, int line)
 /* A fresh start for fiber f on its (reused) stack. */
 static void fiber_reset(nr_emu_sched *s, fiber *f)
 {
+#ifdef NR_EMU_ASAN
+    /* Frames never returned from leave poisoned redzones behind: the whole
+     * stack of a fiber abandoned at a barrier by a failed launch, and
+     * otherwise only fiber_main's and to_main's frames at the top (the
+     * kernel's frames returned). Unpoisoning all of every stack would cost
+     * a 32 KiB shadow write per thread per launch. */
+    size_t dirty = f->state == FIBER_DONE ? 4096 : s->stack_bytes;
+    __asan_unpoison_memory_region(f->stack + s->stack_bytes - dirty, dirty);
+    f->fake_stack = nullptr;
+#endif
     f->state = FIBER_READY;
     f->file = nullptr;
     f->line = 0;
-#ifdef NR_EMU_ASAN
-    f->fake_stack = nullptr;
-    /* frames abandoned by the last launch leave poisoned redzones behind */
-    __asan_unpoison_memory_region(f->stack, s->stack_bytes);
-#endif
 #ifdef NR_EMU_ASM_SWITCH
     /* nr_emu_switch pops six registers and returns into fiber_main with the
      * stack aligned as after a call (rsp + 8 a multiple of 16). */

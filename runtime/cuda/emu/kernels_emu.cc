@@ -1,11 +1,12 @@
 /* netc's CUDA kernels compiled for the emulator: libnetemu.so's built-in
- * module (load_module with any name not ending in ".so").
- *
- * kernels_gen.cu is written at build time by gen_kernels (the source text
- * of runtime/cuda/kernels_src.c and the list of its kernels). */
+ * module (load_module with any name not ending in ".so"). The very file
+ * NVRTC compiles (runtime/cuda/kernels.cu, before embedding), and its list
+ * of kernels (runtime/cuda/kernels.h). */
 #include "shim.h"
-#include "kernels_gen.cu"
+#include "../kernels.cu"
+#include "../kernels.h"
 #include "module.h"
 
 NR_EMU_MODULE()
-NR_EMU_SOURCE_KERNELS(NR_EMU_KERNEL)
+#define NR_EMU_KERNEL_OF(id, name) NR_EMU_KERNEL(name)
+NR_CUDA_KERNELS(NR_EMU_KERNEL_OF)

@@ -1,0 +1,101 @@
+#include "common.cuh"
+
+/* ---- batchnorm -----------------------------------------------------------------
+ * saved: mean [C], 1/sqrt(var + eps) [C], then 1 (batch statistics) or 0
+ * (running statistics): the CPU backend's layout. */
+
+/* One block per channel: batch statistics in double (two passes, as the CPU
+ * does), the running-statistics update, and saved. Without `training` the
+ * running statistics are used instead. */
+extern "C" __global__ void nr_bn_stats(const float *x, float *saved, float *running_mean, float *running_var, int n,
+                                       int C, i64 hw, float eps, float momentum, int training, int update)
+{
+    __shared__ double shared[NR_CUDA_BLOCK];
+    i64 count = (i64)n * hw;
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        double mean, var;
+        if (training) {
+            double sum = 0.0;
+            for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) sum += x[(e / hw * C + c) * hw + e % hw];
+            mean = block_sum(sum, shared) / (double)count;
+            double sq = 0.0;
+            for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
+                double d = x[(e / hw * C + c) * hw + e % hw] - mean;
+                sq += d * d;
+            }
+            var = block_sum(sq, shared) / (double)count;
+            if (update && threadIdx.x == 0) {
+                double m = momentum;
+                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, count));
+            }
+        } else {
+            mean = running_mean[c];
+            var = running_var[c];
+        }
+        if (threadIdx.x == 0) {
+            saved[c] = (float)mean;
+            saved[C + c] = nr_bn_invstd(var, eps);
+        }
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) saved[2 * C] = (float)training;
+}
+
+/* y = x * scale + shift per channel; gamma and beta are NULL without affine. */
+extern "C" __global__ void nr_bn_normalize(const float *x, float *y, const float *saved, const float *gamma,
+                                           const float *beta, int n, int C, i64 hw)
+{
+    i64 total = (i64)n * C * hw;
+    GRID_STRIDE(i, total) {
+        int c = (int)(i / hw % C);
+        float invstd = saved[C + c];
+        float scale = gamma ? gamma[c] * invstd : invstd;
+        float shift = (beta ? beta[c] : 0.0f) - saved[c] * scale;
+        y[i] = x[i] * scale + shift;
+    }
+}
+
+/* One block per channel: sum(dy) and sum(dy * xhat) in double; the affine
+ * gradients (dparams: dgamma [C], dbeta [C], or NULL) and, in coef, the two
+ * means dx needs (zero when running statistics were used). */
+extern "C" __global__ void nr_bn_backward_reduce(const float *x, const float *dy, const float *saved, float *dparams,
+                                                 float *coef, int n, int C, i64 hw)
+{
+    __shared__ double shared[NR_CUDA_BLOCK];
+    i64 count = (i64)n * hw;
+    int training = saved[2 * C] != 0.0f;
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        float mean = saved[c], invstd = saved[C + c];
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
+            i64 at = (e / hw * C + c) * hw + e % hw;
+            float d = dy[at];
+            sum_dy += d;
+            sum_dy_xhat += d * ((x[at] - mean) * invstd);
+        }
+        sum_dy = block_sum(sum_dy, shared);
+        sum_dy_xhat = block_sum(sum_dy_xhat, shared);
+        if (threadIdx.x == 0) {
+            if (dparams) {
+                dparams[c] = (float)sum_dy_xhat;
+                dparams[C + c] = (float)sum_dy;
+            }
+            coef[c] = training ? (float)(sum_dy / (double)count) : 0.0f;
+            coef[C + c] = training ? (float)(sum_dy_xhat / (double)count) : 0.0f;
+        }
+    }
+}
+
+extern "C" __global__ void nr_bn_backward_dx(const float *x, const float *dy, float *dx, const float *saved,
+                                             const float *gamma, const float *coef, int n, int C, i64 hw)
+{
+    i64 total = (i64)n * C * hw;
+    GRID_STRIDE(i, total) {
+        int c = (int)(i / hw % C);
+        float mean = saved[c], invstd = saved[C + c];
+        float k = (gamma ? gamma[c] : 1.0f) * invstd;
+        float xhat = (x[i] - mean) * invstd;
+        dx[i] = k * (dy[i] - coef[c] - xhat * coef[C + c]);
+    }
+}
+
