@@ -35,11 +35,12 @@
 #                  and 128 and per W6 epoch at batch 128, netc against
 #                  PyTorch (DataLoader, and at its best), NVRTC compile time
 #                  cold and cached; its table and JSON come back
-#   memcheck       compute-sanitizer --tool memcheck (256 images) and
-#   racecheck      --tool racecheck (64 images) over a short LeNet-5 run on
-#                  the GPU; skipped with the reason when the sanitizer answers
-#                  "Device not supported" (gVisor), is absent, or runs out of
-#                  time (a timeout here is a skip: these run last)
+#   memcheck       compute-sanitizer --tool memcheck and --tool racecheck,
+#   racecheck      each over test_kernels and a short LeNet-5 training run
+#                  on the GPU (256 images; 64 for racecheck); skipped with the
+#                  reason when the sanitizer answers "Device not supported"
+#                  (gVisor) or is absent; a timeout is a skip, not a failure
+#                  (these run last, on the time that is left)
 #
 # Output (in $OUT when set, else /tmp/netc-gpu/results): run.log (everything printed),
 # results.json (machine, every step's status, seconds and numbers, the
@@ -316,6 +317,7 @@ step_test_kernels() {
         return
     fi
     note "running $t"
+    KERNELS_BIN=$bin
     run_logged test_kernels "$(budget 150)" "${NETENV[@]}" "$bin"
     tap_step test_kernels "$LOGS/test_kernels.log" "$rc" "$took"
 }
@@ -384,22 +386,39 @@ step_model() { # name file
 }
 
 # ---- compute-sanitizer ----------------------------------------------------
+KERNELS_BIN=""   # the test_kernels program, once found
+# One sanitizer tool over test_kernels (every kernel) and a short LeNet-5
+# training run; a timeout is a skip (these run last, on what time is left).
 step_sanitizer() { # tool
-    local tool=$1 san start=$SECONDS
+    local tool=$1 san start=$SECONDS n=256 what results="" verdict=pass
     san=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/x}/bin/compute-sanitizer" 2>/dev/null || true)
     if [ $HAVE_GPU = 0 ]; then record "$tool" skip 0 "no GPU"; return; fi
     if [ -z "$san" ]; then record "$tool" skip 0 "compute-sanitizer not installed"; return; fi
-    if [ ! -x "$WORK/lenet5_mnist" ] || [ -z "$DATA" ]; then record "$tool" skip 0 "no LeNet-5 program"; return; fi
-    local n=256
     [ "$tool" = racecheck ] && n=64
-    run_logged "$tool" "$(budget 75)" "${NETENV[@]}" "$san" --tool "$tool" --error-exitcode 99 "$WORK/lenet5_mnist" train \
-        --device cuda --epochs 1 --seed 1 --data "$DATA" --train-limit $n --test-limit 256 --out "$WORK/runs/$tool"
-    grep -E '^=========|^device' "$LOGS/$tool.log" | head -20
-    if grep -q 'Device not supported' "$LOGS/$tool.log"; then
-        record "$tool" skip "$took" "compute-sanitizer: Device not supported (gVisor runtime, as KINDS.md records)"
-    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then record "$tool" skip "$took" "did not finish within its time ($n images)"
-    elif [ "$rc" = 0 ]; then record "$tool" pass "$took" "$(grep -m1 'ERROR SUMMARY' "$LOGS/$tool.log" | sed 's/=* *//')"
-    else tail -25 "$LOGS/$tool.log"; record "$tool" fail "$took" "exit $rc: $(grep -m1 'ERROR SUMMARY' "$LOGS/$tool.log" | sed 's/=* *//')"; fi
+    for what in test_kernels lenet5; do
+        local log=$tool-$what
+        if [ $what = test_kernels ]; then
+            [ -n "$KERNELS_BIN" ] || continue
+            run_logged "$log" "$(budget 60)" "${NETENV[@]}" "$san" --tool "$tool" --error-exitcode 99 "$KERNELS_BIN"
+        else
+            [ -x "$WORK/lenet5_mnist" ] && [ -n "$DATA" ] || continue
+            run_logged "$log" "$(budget 60)" "${NETENV[@]}" "$san" --tool "$tool" --error-exitcode 99 "$WORK/lenet5_mnist" \
+                train --device cuda --epochs 1 --seed 1 --data "$DATA" --train-limit $n --test-limit 256 --out "$WORK/runs/$log"
+        fi
+        grep -E '^=========|^device' "$LOGS/$log.log" | grep -v '^========= *$' | head -20
+        if grep -q 'Device not supported' "$LOGS/$log.log"; then
+            record "$tool" skip $((SECONDS - start)) "compute-sanitizer: Device not supported (gVisor runtime, as KINDS.md records)"
+            return
+        fi
+        local summary
+        summary=$(grep -m1 'ERROR SUMMARY' "$LOGS/$log.log" | sed 's/=* *//')
+        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then results="$results$what: did not finish in its time; "
+            [ $verdict = pass ] && verdict=skip
+        elif [ "$rc" = 0 ]; then results="$results$what: ${summary:-exit 0}; "
+        else tail -25 "$LOGS/$log.log"; results="$results$what: exit $rc, ${summary:-no summary}; "; verdict=fail; fi
+    done
+    [ -n "$results" ] || { record "$tool" skip 0 "nothing to run it on"; return; }
+    record "$tool" $verdict $((SECONDS - start)) "${results%; }"
 }
 
 # ---- bench ----------------------------------------------------------------
