@@ -532,6 +532,11 @@ static int fit_in_memory(run *r, long images, const char *what, nr_error *err)
     nr_mem_estimate e;
     const char *source;
     nr_estimate_memory(r->p, &r->t.optim, r->batch, data, &e);
+    if (r->o.device == NR_DEVICE_CUDA) {
+        /* The activations live in GPU memory (its allocations report their own shortage). */
+        e.total -= e.activations;
+        e.activations = 0;
+    }
     size_t available = nr_available_memory(&source);
     return nr_check_memory(&e, r->batch, available, source, err);
 }
