@@ -384,9 +384,9 @@ template <class G> __device__ void conv_param_grad(const float *x, const float *
 __device__ __forceinline__ int source_position(int t, int h, int n, bool reflect)
 {
     if (t == 0) return h;
-    if (!reflect) return -1 << 30;
-    if (t == 1) return h > 0 ? -h : -1 << 30;
-    return h < n - 1 ? 2 * n - 2 - h : -1 << 30;
+    if (!reflect) return -(1 << 30);
+    if (t == 1) return h > 0 ? -h : -(1 << 30);
+    return h < n - 1 ? 2 * n - 2 - h : -(1 << 30);
 }
 
 /* Output index o with o*s - pad + kidx == pos, or -1. */
