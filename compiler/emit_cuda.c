@@ -16,7 +16,9 @@
  * mirrors every group. The source holds one __global__ per kernel, each a
  * two-line wrapper that instantiates a template over the group's constants
  * (a struct of constexpr members), so shapes are compile-time constants
- * and the code is written once.
+ * and the code is written once: the templates are runtime/cuda/fused.cuh
+ * and data.cuh (their per-element math runtime/nr_math.h's, the CPU
+ * backend's own), embedded at build time and put before the model's part.
  *
  * IR names reach the source only as identifiers made of [A-Za-z0-9_]. */
 #include "emit_cuda.h"

@@ -261,7 +261,8 @@ NR_HD unsigned long long nr_mulhi64(unsigned long long a, unsigned long long b)
 #if defined(__CUDA_ARCH__)
     return __umul64hi(a, b);
 #else
-    return (unsigned long long)(((unsigned __int128)a * b) >> 64);
+    __extension__ typedef unsigned __int128 nr_u128; /* GCC and Clang, C and C++ */
+    return (unsigned long long)(((nr_u128)a * b) >> 64);
 #endif
 }
 
