@@ -96,9 +96,19 @@ static int argmax_row(const float *x, int classes)
 double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const float *logits, const int *labels,
                                 float *dlogits, int *correct)
 {
+    if (n <= 0 || classes <= 0) {
+        if (correct) *correct = 0;
+        return 0.0;
+    }
+    return nr_loss_rows(loss, n, classes, logits, labels, dlogits, correct, 1.0 / n) * (1.0 / n);
+}
+
+double nr_loss_rows(const nr_loss *loss, int n, int classes, const float *logits, const int *labels,
+                    float *dlogits, int *correct, double scale)
+{
     if (correct) *correct = 0;
     if (n <= 0 || classes <= 0) return 0.0;
-    double total = 0.0, scale = 1.0 / n;
+    double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *x = logits + (size_t)i * classes;
         float *g = dlogits ? dlogits + (size_t)i * classes : NULL;
@@ -113,5 +123,5 @@ double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const f
         default: return NAN;
         }
     }
-    return total * scale;
+    return total;
 }
