@@ -243,8 +243,7 @@ static int model_tensors(run *r, tensor_list *tl, int with_optimizer)
 
 static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_error *err)
 {
-    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[40], epochs[32], loss[40], threads[32],
-        limit[32];
+    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[40], epochs[32], loss[40], limit[32];
     path_in(r, path, sizeof path, file);
     if (r->b->ops->get_state(r->b, &r->host, err)) return -1;
     tensor_list tl;
@@ -259,14 +258,15 @@ static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_erro
     snprintf(lr, sizeof lr, "%.17g", r->lr);
     snprintf(epochs, sizeof epochs, "%d", r->epochs);
     snprintf(loss, sizeof loss, "%.17g", r->last_train_loss);
-    snprintf(threads, sizeof threads, "%d", r->nthreads);
     snprintf(limit, sizeof limit, "%d", r->o.train_limit);
     nr_meta meta[] = {
         { "format", CHECKPOINT_FORMAT }, { "model", r->p->model }, { "epoch", epoch }, { "step", step },
         { "seed", seed }, { "batch", batch }, { "lr", lr }, { "epochs", epochs },
         { "netc_version", r->p->netc_version }, { "source", r->p->source }, { "train_loss", loss },
-        /* These change the numbers too: a resume that differs is told. */
-        { "threads", threads }, { "train_limit", limit },
+        /* This changes the numbers too: a resume must keep it. The thread
+         * count does not (the CPU step sums in a fixed order), so it is
+         * not recorded: runs on any thread count write the same file. */
+        { "train_limit", limit },
     };
     int rc = nr_safetensors_write(path, tl.t, tl.n, meta, (int)(sizeof meta / sizeof meta[0]), err);
     tensors_free(&tl);
@@ -353,13 +353,9 @@ static int resume_from(run *r, const nr_st_file *f, nr_error *err)
         rc = nr_fail(err, "%s was trained with --lr %s; resume without --lr or with the same", path, lr);
     if (!rc && r->o.epochs > 0 && r->o.epochs < epoch)
         rc = nr_fail(err, "%s already holds %lld epochs; --epochs %d cannot shorten it", path, epoch, r->o.epochs);
-    long long threads = 0, limit = 0;
+    long long limit = 0;
     if (!rc && !meta_long(f, "train_limit", &limit, NULL) && limit != r->o.train_limit)
         rc = nr_fail(err, "%s was trained with --train-limit %lld; resume with the same", path, limit);
-    if (!rc && !meta_long(f, "threads", &threads, NULL) && threads != r->nthreads)
-        fprintf(stderr, "warning: %s was trained with %lld thread%s, this run has %d: the sums are split "
-                        "differently, so the result will not be bit-identical to an uninterrupted run\n",
-                path, threads, threads == 1 ? "" : "s", r->nthreads);
     const char *loss = nr_st_meta(f, "train_loss");
     if (!rc) {
         r->last_train_loss = loss ? atof(loss) : NAN;
