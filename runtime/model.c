@@ -14,12 +14,14 @@ size_t nr_model_sample_size(const nr_model *m, int i)
     return i < 0 ? layer_in_size(&m->layers[0]) : layer_out_size(&m->layers[i]);
 }
 
-/* Micro-batches of a batch: about 16 of them, so that two or more threads
- * can even out their loads (a descheduled thread leaves its share to the
- * others), of at least 4 images, so that each layer's GEMMs stay wide
- * enough to run near full speed. A function of the batch size only. */
-#define MICRO_TARGET 16
-#define MICRO_MIN_IMAGES 4
+/* Micro-batches of a batch: about 8 of them, so that two threads can even
+ * out their loads (a descheduled thread leaves its share to the others),
+ * of at least 8 images, so that each layer's GEMMs stay wide enough: on
+ * LeNet-5 at batch 32, micro-batches of 4 images cost 14% more
+ * instructions per image than the whole batch at once, of 8 images 6%
+ * (bench/RESULTS.md). A function of the batch size only. */
+#define MICRO_TARGET 8
+#define MICRO_MIN_IMAGES 8
 
 static int micro_size_for(int batch)
 {
@@ -337,11 +339,20 @@ static void sum_gradients(nr_model *m, int nmicro)
 {
     if (nmicro == 1) return; /* micro-batch 0 wrote grads itself */
     size_t np = m->nparams;
+    /* Blocks of parameters split between the threads; within a block, one
+     * micro-batch after another (vector loops; each element's sum still
+     * runs in micro-batch order). */
+    size_t block = 2048, nblocks = (np + block - 1) / block;
 #pragma omp for schedule(static)
-    for (size_t k = 0; k < np; k++) {
-        float s = m->part_grads[k];
-        for (int j = 1; j < nmicro; j++) s += m->part_grads[(size_t)j * np + k];
-        m->grads[k] = s;
+    for (size_t q = 0; q < nblocks; q++) {
+        size_t lo = q * block, hi = lo + block < np ? lo + block : np;
+        float *g = m->grads;
+        memcpy(g + lo, m->part_grads + lo, (hi - lo) * sizeof *g);
+        for (int j = 1; j < nmicro; j++) {
+            const float *part = m->part_grads + (size_t)j * np;
+#pragma omp simd
+            for (size_t k = lo; k < hi; k++) g[k] += part[k];
+        }
     }
 }
 
