@@ -9,7 +9,6 @@
 #include "ops.h"
 #include <cblas.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -17,25 +16,6 @@
 
 /* ---- threads ---------------------------------------------------------- */
 
-/* OpenMP threads that wait at a barrier spin by default. On a machine whose
- * cores are busy with other programs a spinning thread takes the time the
- * thread it waits for needs: training on 2 threads of a loaded 2-core
- * machine ran 3 to 6 times slower than with passive waiting (bench/RESULTS.md).
- * libgomp reads OMP_WAIT_POLICY once, from its initializer, before main;
- * the executable's preinit array runs before any shared library's
- * initializer, so the runtime sets the policy there, unless the user has
- * chosen one (or a spin count). */
-#if defined(_OPENMP) && defined(__linux__) && defined(__GNUC__)
-static void wait_passively(int argc, char **argv, char **envp)
-{
-    (void)argc, (void)argv, (void)envp;
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return; /* out of memory: threads spin, as before */
-}
-
-__attribute__((section(".preinit_array"), used)) static void (*const nr_wait_policy)(int, char **,
-                                                                                     char **) = wait_passively;
-#endif
 
 static int cpu_threads; /* 0 until nr_cpu_set_threads (or the first kernel) sets it */
 
