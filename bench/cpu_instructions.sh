@@ -26,6 +26,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--model FILE] [--data DIR] [--batches \"32 100\"] [--images N]" >&2; exit 2 ;;
     esac
 done
+# Set here, the program does not start itself again to set it (callgrind
+# would then count nothing: it does not follow the exec).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 command -v valgrind > /dev/null || { echo "valgrind missing: apt-get install valgrind" >&2; exit 1; }
 netc=$here/compiler/netc
 [ -x "$netc" ] || { echo "build netc first (./bootstrap && ./configure && make)" >&2; exit 1; }
