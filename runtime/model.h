@@ -11,8 +11,8 @@
  * BatchNorm in training mode needs whole-batch statistics: its sums are
  * taken per micro-batch and combined in the same fixed order, at a barrier.
  * So the weights a run ends with are the same for any --threads, and the
- * threads meet once per step (plus three times per BatchNorm layer in training: twice forward, once backward) instead of
- * once per layer. */
+ * threads meet once per step (plus, per BatchNorm layer in training, twice
+ * in forward and once in backward) instead of once per layer. */
 #ifndef NR_MODEL_H
 #define NR_MODEL_H
 #include "netrt.h"
