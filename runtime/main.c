@@ -159,8 +159,29 @@ static void warn_threads(const nr_program *p, const nr_run_opts *o, const char *
                 prog, threads, cores, cores == 1 ? "" : "s");
 }
 
+/* OpenMP threads that wait at a barrier spin by default (libgomp: 300,000
+ * spins). On a machine whose cores are busy with other programs a spinning
+ * thread takes the time the thread it waits for needs: training on 2
+ * threads of a loaded 2-core machine ran several times slower than with
+ * passive waiting (bench/RESULTS.md). libgomp reads its settings once,
+ * when it is loaded, before main and before the executable's preinit array
+ * (tried: the variables set there are ignored), so the program sets
+ * OMP_WAIT_POLICY=passive and starts itself again, unless the user has
+ * chosen a policy or a spin count. If the exec fails, it runs as is. */
+static void wait_passively(char **argv)
+{
+#if defined(_OPENMP) && defined(__linux__)
+    if (!argv || !argv[0] || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
+    execv("/proc/self/exe", argv);
+#else
+    (void)argv;
+#endif
+}
+
 int nr_main(const nr_program *p, int argc, char **argv)
 {
+    wait_passively(argv);
     const char *prog = argc > 0 ? argv[0] : "program";
     if (p->abi != NR_ABI_VERSION) {
         fprintf(stderr, "%s: compiled for runtime interface %d, but libnetrt speaks %d: run netc again\n", prog,

@@ -242,8 +242,7 @@ static int model_tensors(run *r, tensor_list *tl, int with_optimizer)
 
 static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_error *err)
 {
-    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[40], epochs[32], loss[40], threads[32],
-        limit[32];
+    char path[2200], epoch[32], step[32], seed[32], batch[32], lr[40], epochs[32], loss[40], limit[32];
     path_in(r, path, sizeof path, file);
     if (r->b->ops->get_state(r->b, &r->host, err)) return -1;
     tensor_list tl;
@@ -260,14 +259,15 @@ static int save_checkpoint(run *r, const char *file, int with_optimizer, nr_erro
     snprintf(lr, sizeof lr, "%.17g", r->lr);
     snprintf(epochs, sizeof epochs, "%d", r->epochs);
     snprintf(loss, sizeof loss, "%.17g", r->last_train_loss);
-    snprintf(threads, sizeof threads, "%d", r->nthreads);
     snprintf(limit, sizeof limit, "%d", r->o.train_limit);
     nr_meta meta[] = {
         { "format", NR_CHECKPOINT_FORMAT }, { "model", r->p->model }, { "epoch", epoch }, { "step", step },
         { "seed", seed }, { "batch", batch }, { "lr", lr }, { "epochs", epochs },
         { "netc_version", r->p->netc_version }, { "source", r->p->source }, { "train_loss", loss },
-        /* These change the numbers too: a resume that differs is told. */
-        { "threads", threads }, { "train_limit", limit },
+        /* This changes the numbers too: a resume must keep it. The thread
+         * count does not (the CPU step sums in a fixed order), so it is
+         * not recorded: runs on any thread count write the same file. */
+        { "train_limit", limit },
         /* What the tensors mean: a resume or test by another model is refused. */
         { "layers", layers },
     };
@@ -341,10 +341,6 @@ static int resume_from(run *r, const nr_st_file *f, nr_error *err)
         return nr_fail(err, "%s was trained with %s%lld; resume without --train-limit or with the same", path,
                        m.train_limit ? "--train-limit " : "every training image, not --train-limit ",
                        m.train_limit ? m.train_limit : (long long)r->o.train_limit);
-    if (m.threads >= 0 && m.threads != r->nthreads)
-        fprintf(stderr, "warning: %s was trained with %lld thread%s, this run has %d: the sums are split "
-                        "differently, so the result will not be bit-identical to an uninterrupted run\n",
-                path, m.threads, m.threads == 1 ? "" : "s", r->nthreads);
     if (m.train_limit >= 0) r->o.train_limit = (int)m.train_limit;
     r->last_train_loss = m.train_loss;
     r->seed = (uint64_t)m.seed;

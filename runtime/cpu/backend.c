@@ -56,13 +56,25 @@ static int cpu_upload(nr_backend *b, int set, const nr_dataset *ds, nr_error *e)
     return 0;
 }
 
-static void prepare_train_batch(cpu_backend *cb, const nr_batch *bt)
+/* What a pass's threads need to prepare their samples. */
+typedef struct batch_source {
+    cpu_backend *cb;
+    const nr_batch *bt;          /* a training batch, or */
+    const nr_eval *ev;           /* an evaluation's samples from first on */
+    int first;
+} batch_source;
+
+/* Samples [first, first + count) of the training batch: augmented images
+ * into the model's input, labels beside them. */
+static void prepare_train_samples(void *ctx, int first, int count)
 {
+    const batch_source *src = ctx;
+    cpu_backend *cb = src->cb;
+    const nr_batch *bt = src->bt;
     const nr_program *p = cb->p;
     const nr_dataset *ds = cb->sets[NR_SET_TRAIN];
     size_t sz = image_size(p);
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < bt->n; j++) {
+    for (int j = first; j < first + count; j++) {
         uint32_t img = bt->image[j];
         nr_stream st = nr_stream_make(cb->c.seed, NR_RNG_AUGMENT, bt->stream_a[j], img);
         nr_preprocess(&p->data, bt->augment[j] ? &p->augment : NULL, ds->pixels + (size_t)img * sz,
@@ -71,13 +83,15 @@ static void prepare_train_batch(cpu_backend *cb, const nr_batch *bt)
     }
 }
 
-/* Loss of one forward and backward pass over the prepared batch; the
- * gradients are left in m.grads. */
-static double forward_backward(cpu_backend *cb, int n, int flags, uint32_t draw, int *correct)
+/* Loss of one forward and backward pass over the batch, whose samples the
+ * pass prepares; the gradients are left in m.grads. */
+static double forward_backward(cpu_backend *cb, const nr_batch *bt, int flags, uint32_t draw, int *correct)
 {
-    const float *out = nr_model_forward(&cb->m, n, flags, cb->c.seed, draw);
-    double loss = nr_loss_forward_backward(&cb->loss, n, cb->p->classes, out, cb->labels, cb->dlogits, correct);
-    if (isfinite(loss)) nr_model_backward(&cb->m, n, cb->dlogits);
+    batch_source src = { cb, bt, NULL, 0 };
+    nr_pass ps = { bt->n, flags, cb->c.seed, draw, prepare_train_samples, &src, &cb->loss, cb->p->classes,
+                   cb->labels, cb->dlogits };
+    double loss = 0.0;
+    nr_model_pass(&cb->m, &ps, &loss, correct);
     return loss;
 }
 
@@ -87,16 +101,15 @@ static int cpu_train_step(nr_backend *b, const nr_batch *bt, nr_error *e)
     nr_model *m = &cb->m;
     if (bt->slot < 0 || bt->slot >= cb->c.max_steps) return nr_fail(e, "step slot %ld out of range", bt->slot);
     if (!cb->sets[NR_SET_TRAIN]) return nr_fail(e, "no training set uploaded");
-    prepare_train_batch(cb, bt);
     nr_step_result *res = &cb->steps[bt->slot];
     res->correct = 0;
-    res->loss = forward_backward(cb, bt->n, NR_TRAINING | NR_UPDATE_STATS, (uint32_t)(2 * bt->step), &res->correct);
+    res->loss = forward_backward(cb, bt, NR_TRAINING | NR_UPDATE_STATS, (uint32_t)(2 * bt->step), &res->correct);
     if (!isfinite(res->loss)) return 0;
     if (cb->optim.sam) {
         /* SAM: gradient again at the sharpest nearby point, BatchNorm's
          * running statistics left as the first pass set them. */
         nr_sam_perturb(&cb->optim, m->params, m->grads, cb->sam_e, m->nparams);
-        double loss2 = forward_backward(cb, bt->n, NR_TRAINING, (uint32_t)(2 * bt->step + 1), NULL);
+        double loss2 = forward_backward(cb, bt, NR_TRAINING, (uint32_t)(2 * bt->step + 1), NULL);
         nr_sam_restore(m->params, cb->sam_e, m->nparams);
         if (!isfinite(loss2)) {
             res->loss = loss2;
@@ -116,15 +129,20 @@ static int cpu_read_steps(nr_backend *b, long first, long count, nr_step_result 
     return 0;
 }
 
-static void prepare_eval_batch(cpu_backend *cb, const nr_eval *ev, int first, int n)
+/* Samples [first, first + count) of the evaluation batch that starts at
+ * the evaluation's sample src->first. */
+static void prepare_eval_samples(void *ctx, int first, int count)
 {
+    const batch_source *src = ctx;
+    cpu_backend *cb = src->cb;
+    const nr_eval *ev = src->ev;
     const nr_program *p = cb->p;
     const nr_dataset *ds = cb->sets[ev->set];
     const nr_noise_test *nt = &p->noise;
     size_t sz = image_size(p);
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < n; j++) {
-        uint32_t img = ev->idx ? ev->idx[first + j] : (uint32_t)(first + j);
+    for (int j = first; j < first + count; j++) {
+        int at = src->first + j;
+        uint32_t img = ev->idx ? ev->idx[at] : (uint32_t)at;
         const uint8_t *px = ds->pixels + (size_t)img * sz;
         float *out = cb->m.act[0] + (size_t)j * sz;
         if (ev->noise_level < 0) {
@@ -147,8 +165,9 @@ static int cpu_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long
     *correct = 0;
     for (int first = 0; first < ev->count; first += batch) {
         int n = ev->count - first < batch ? ev->count - first : batch;
-        prepare_eval_batch(cb, ev, first, n);
-        const float *out = nr_model_forward(&cb->m, n, 0, cb->c.seed, 0);
+        batch_source src = { cb, NULL, ev, first };
+        nr_pass ps = { n, 0, cb->c.seed, 0, prepare_eval_samples, &src, NULL, classes, NULL, NULL };
+        const float *out = nr_model_pass(&cb->m, &ps, NULL, NULL);
         if (pred)
             for (int j = 0; j < n; j++) pred[first + j] = nr_argmax_row(out + (size_t)j * classes, classes);
         int c = 0;

@@ -12,6 +12,16 @@
 double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const float *logits, const int *labels,
                                 float *dlogits, int *correct)
 {
+    if (n <= 0 || classes <= 0) {
+        if (correct) *correct = 0;
+        return 0.0;
+    }
+    return nr_loss_rows(loss, n, classes, logits, labels, dlogits, correct, 1.0 / n) * (1.0 / n);
+}
+
+double nr_loss_rows(const nr_loss *loss, int n, int classes, const float *logits, const int *labels,
+                    float *dlogits, int *correct, double scale)
+{
     if (correct) *correct = 0;
     if (n <= 0 || classes <= 0) return 0.0;
     switch (loss->kind) {
@@ -20,7 +30,7 @@ double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const f
     }
     nr_loss_args a = { (int)loss->kind, loss->label_smoothing, loss->smoothing_other_classes, loss->mse_softmax,
                        loss->margin, loss->p };
-    double total = 0.0, scale = 1.0 / n;
+    double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *x = logits + (size_t)i * classes;
         float *g = dlogits ? dlogits + (size_t)i * classes : NULL;
@@ -29,5 +39,5 @@ double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const f
         if (correct && nr_argmax_row(x, classes) == y) (*correct)++;
         total += nr_loss_row(&a, classes, x, y, g, scale);
     }
-    return total * scale;
+    return total;
 }

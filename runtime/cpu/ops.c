@@ -16,6 +16,7 @@
 
 /* ---- threads ---------------------------------------------------------- */
 
+
 static int cpu_threads; /* 0 until nr_cpu_set_threads (or the first kernel) sets it */
 
 static int processor_count(void)
@@ -38,9 +39,15 @@ void nr_cpu_set_threads(int threads)
 #endif
 }
 
+/* Inside a parallel region (the data-parallel step runs every layer of a
+ * micro-batch on one thread) a kernel runs on its caller's thread alone:
+ * its work and its sums then do not depend on the thread count. */
 static int kernel_threads(void)
 {
     if (cpu_threads <= 0) nr_cpu_set_threads(0);
+#ifdef _OPENMP
+    if (omp_get_level() > 0) return 1;
+#endif
     return cpu_threads;
 }
 
@@ -342,6 +349,22 @@ static void conv_forward(const nr_layer *L, int n, const float *x, float *y, con
     }
 }
 
+/* Sum of v[0..count) in a fixed order: 8 lanes over blocks of 8 (a
+ * vector's worth), then the lanes and the tail. A vectorized reduction
+ * would let the compiler peel a few elements to align the loads, and the
+ * rounding would then depend on the address of v, so on the allocation
+ * pattern of the run (the thread count, the test set's size). */
+static float sum_fixed_order(const float *v, size_t count)
+{
+    float lane[8] = { 0 };
+    size_t p = 0;
+    for (; p + 8 <= count; p += 8)
+        for (int k = 0; k < 8; k++) lane[k] += v[p + k];
+    float sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (; p < count; p++) sum += v[p];
+    return sum;
+}
+
 /* dy of nb images into GEMM layout [O, nb*P]; the bias gradient on the way. */
 static void gather_dy(const conv_geom *g, int nb, const float *dy, const conv_slot *s)
 {
@@ -350,13 +373,8 @@ static void gather_dy(const conv_geom *g, int nb, const float *dy, const conv_sl
         for (int o = 0; o < g->O; o++) {
             const float *src = dy + ((size_t)b * g->O + o) * g->P;
             float *dst = s->gemm_out + (size_t)o * ncols + (size_t)b * g->P;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (size_t p = 0; p < g->P; p++) {
-                dst[p] = src[p];
-                sum += src[p];
-            }
-            s->db[o] += sum;
+            memcpy(dst, src, g->P * sizeof *dst);
+            s->db[o] += sum_fixed_order(src, g->P);
         }
 }
 
@@ -652,22 +670,64 @@ static void avgpool_backward(const nr_layer *L, int n, const float *dy, float *d
 /* ---- batchnorm ----------------------------------------------------------- */
 
 /* saved: mean [c], 1/sqrt(var + eps) [c], then 1 when batch statistics were
- * used (training) or 0 (running statistics), which backward needs to know. */
+ * used (training) or 0 (running statistics), which backward needs to know.
+ *
+ * The batch statistics are sums over the batch; the data-parallel step
+ * (runtime/model.c) takes them part by part (nr_bn_*), combines the parts
+ * in a fixed order and hands the totals back. The whole-batch layer below
+ * is the same pieces with one part. */
 
-static void channel_stats(const float *x, int n, int c, int C, size_t hw, double *mean, double *var)
+static double bn_channel_sum(const float *x, int n, int c, int C, size_t hw)
 {
     double sum = 0.0;
     for (int b = 0; b < n; b++) {
         const float *p = x + ((size_t)b * C + c) * hw;
         for (size_t i = 0; i < hw; i++) sum += p[i];
     }
-    double m = sum / ((double)n * hw), sq = 0.0;
+    return sum;
+}
+
+static double bn_channel_sqdev(const float *x, int n, int c, int C, size_t hw, double m)
+{
+    double sq = 0.0;
     for (int b = 0; b < n; b++) {
         const float *p = x + ((size_t)b * C + c) * hw;
         for (size_t i = 0; i < hw; i++) sq += (p[i] - m) * (p[i] - m);
     }
-    *mean = m;
-    *var = sq / ((double)n * hw);
+    return sq;
+}
+
+/* saved and the running statistics of channel c from its mean and
+ * (biased) variance over count values. */
+static void bn_channel_stats(const nr_layer *L, int c, size_t count, double mean, double var, float *buffers,
+                             float *saved, int flags)
+{
+    int C = L->in_c;
+    int training = (flags & NR_TRAINING) != 0, update = training && (flags & NR_UPDATE_STATS);
+    float *running_mean = buffers, *running_var = buffers + C;
+    float m = L->momentum;
+    if (training && update) {
+        running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+        running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, (long long)count));
+    }
+    saved[c] = (float)mean;
+    saved[C + c] = nr_bn_invstd(var, L->eps);
+}
+
+static void bn_channel_apply(const nr_layer *L, int n, int c, const float *x, float *y, const float *params,
+                             const float *saved)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+    float invstd = saved[C + c];
+    float scale = L->affine ? params[c] * invstd : invstd;
+    float shift = (L->affine ? params[C + c] : 0.0f) - saved[c] * scale;
+    for (int b = 0; b < n; b++) {
+        const float *src = x + ((size_t)b * C + c) * hw;
+        float *dst = y + ((size_t)b * C + c) * hw;
+#pragma omp simd
+        for (size_t i = 0; i < hw; i++) dst[i] = src[i] * scale + shift;
+    }
 }
 
 static void batchnorm_forward(const nr_layer *L, int n, const float *x, float *y, const float *params,
@@ -675,36 +735,81 @@ static void batchnorm_forward(const nr_layer *L, int n, const float *x, float *y
 {
     int C = L->in_c;
     size_t hw = (size_t)L->in_h * L->in_w, count = (size_t)n * hw;
-    int training = (flags & NR_TRAINING) != 0, update = training && (flags & NR_UPDATE_STATS);
-    float *running_mean = buffers, *running_var = buffers + C;
-    const float *gamma = L->affine ? params : NULL, *beta = L->affine ? params + C : NULL;
-    float m = L->momentum;
+    int training = (flags & NR_TRAINING) != 0;
 #pragma omp parallel for num_threads(kernel_threads()) if (count * C >= PARALLEL_MIN)
     for (int c = 0; c < C; c++) {
-        double mean, var;
+        double mean = buffers[c], var = buffers[C + c];
         if (training) {
-            channel_stats(x, n, c, C, hw, &mean, &var);
-            if (update) {
-                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
-                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, (long long)count));
-            }
-        } else {
-            mean = running_mean[c];
-            var = running_var[c];
+            mean = bn_channel_sum(x, n, c, C, hw) / (double)count;
+            var = bn_channel_sqdev(x, n, c, C, hw, mean) / (double)count;
         }
-        float invstd = nr_bn_invstd(var, L->eps);
-        float scale = gamma ? gamma[c] * invstd : invstd;
-        float shift = (beta ? beta[c] : 0.0f) - (float)mean * scale;
-        saved[c] = (float)mean;
-        saved[C + c] = invstd;
-        for (int b = 0; b < n; b++) {
-            const float *src = x + ((size_t)b * C + c) * hw;
-            float *dst = y + ((size_t)b * C + c) * hw;
-#pragma omp simd
-            for (size_t i = 0; i < hw; i++) dst[i] = src[i] * scale + shift;
-        }
+        bn_channel_stats(L, c, count, mean, var, buffers, saved, flags);
+        bn_channel_apply(L, n, c, x, y, params, saved);
     }
     saved[2 * C] = (float)training;
+}
+
+void nr_bn_sums(const nr_layer *L, int n, const float *x, const double *mean, double *out)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+    for (int c = 0; c < C; c++)
+        out[c] = mean ? bn_channel_sqdev(x, n, c, C, hw, mean[c]) : bn_channel_sum(x, n, c, C, hw);
+}
+
+void nr_bn_set_stats(const nr_layer *L, size_t count, const double *mean, const double *var, float *buffers,
+                     float *saved, int flags)
+{
+    for (int c = 0; c < L->in_c; c++) bn_channel_stats(L, c, count, mean[c], var[c], buffers, saved, flags);
+    saved[2 * L->in_c] = (float)((flags & NR_TRAINING) != 0);
+}
+
+void nr_bn_apply(const nr_layer *L, int n, const float *x, float *y, const float *params, const float *saved)
+{
+    for (int c = 0; c < L->in_c; c++) bn_channel_apply(L, n, c, x, y, params, saved);
+}
+
+/* sum dy and sum dy * xhat of channel c over n samples. */
+static void bn_channel_grad_sums(const nr_layer *L, int n, int c, const float *x, const float *dy,
+                                 const float *saved, double *sum_dy, double *sum_dy_xhat)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+    float mean = saved[c], invstd = saved[C + c];
+    double s = 0.0, sx = 0.0;
+    for (int b = 0; b < n; b++) {
+        const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
+        for (size_t i = 0; i < hw; i++) {
+            s += ds[i];
+            sx += ds[i] * ((xs[i] - mean) * invstd);
+        }
+    }
+    *sum_dy = s;
+    *sum_dy_xhat = sx;
+}
+
+/* dx of channel c from the sums over all count values of the batch. */
+static void bn_channel_grad_apply(const nr_layer *L, int n, int c, size_t count, const float *x, const float *dy,
+                                  float *dx, const float *params, const float *saved, double sum_dy,
+                                  double sum_dy_xhat)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+    int training = saved[2 * C] != 0.0f;
+    float mean = saved[c], invstd = saved[C + c];
+    float k = (L->affine ? params[c] : 1.0f) * invstd;
+    /* Training: the batch mean and variance depend on x too. */
+    float mean_dy = training ? (float)(sum_dy / count) : 0.0f;
+    float mean_dy_xhat = training ? (float)(sum_dy_xhat / count) : 0.0f;
+    for (int b = 0; b < n; b++) {
+        const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
+        float *d = dx + ((size_t)b * C + c) * hw;
+#pragma omp simd
+        for (size_t i = 0; i < hw; i++) {
+            float xhat = (xs[i] - mean) * invstd;
+            d[i] = k * (ds[i] - mean_dy - xhat * mean_dy_xhat);
+        }
+    }
 }
 
 static void batchnorm_backward(const nr_layer *L, int n, const float *x, const float *dy, float *dx,
@@ -712,45 +817,36 @@ static void batchnorm_backward(const nr_layer *L, int n, const float *x, const f
 {
     int C = L->in_c;
     size_t hw = (size_t)L->in_h * L->in_w, count = (size_t)n * hw;
-    int training = saved[2 * C] != 0.0f;
 #pragma omp parallel for num_threads(kernel_threads()) if (count * C >= PARALLEL_MIN)
     for (int c = 0; c < C; c++) {
-        float mean = saved[c], invstd = saved[C + c];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int b = 0; b < n; b++) {
-            const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                sum_dy += ds[i];
-                sum_dy_xhat += ds[i] * ((xs[i] - mean) * invstd);
-            }
-        }
+        double sum_dy, sum_dy_xhat;
+        bn_channel_grad_sums(L, n, c, x, dy, saved, &sum_dy, &sum_dy_xhat);
         if (L->affine) {
             dparams[c] = (float)sum_dy_xhat;
             dparams[C + c] = (float)sum_dy;
         }
-        if (!dx) continue;
-        float k = (L->affine ? params[c] : 1.0f) * invstd;
-        /* Training: the batch mean and variance depend on x too. */
-        float mean_dy = training ? (float)(sum_dy / count) : 0.0f;
-        float mean_dy_xhat = training ? (float)(sum_dy_xhat / count) : 0.0f;
-        for (int b = 0; b < n; b++) {
-            const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
-            float *d = dx + ((size_t)b * C + c) * hw;
-#pragma omp simd
-            for (size_t i = 0; i < hw; i++) {
-                float xhat = (xs[i] - mean) * invstd;
-                d[i] = k * (ds[i] - mean_dy - xhat * mean_dy_xhat);
-            }
-        }
+        if (dx) bn_channel_grad_apply(L, n, c, count, x, dy, dx, params, saved, sum_dy, sum_dy_xhat);
     }
+}
+
+void nr_bn_grad_sums(const nr_layer *L, int n, const float *x, const float *dy, const float *saved, double *sums)
+{
+    for (int c = 0; c < L->in_c; c++) bn_channel_grad_sums(L, n, c, x, dy, saved, &sums[c], &sums[L->in_c + c]);
+}
+
+void nr_bn_grad_apply(const nr_layer *L, int n, size_t count, const float *x, const float *dy, float *dx,
+                      const float *params, const float *saved, const double *sums)
+{
+    for (int c = 0; c < L->in_c; c++)
+        bn_channel_grad_apply(L, n, c, count, x, dy, dx, params, saved, sums[c], sums[L->in_c + c]);
 }
 
 /* ---- dropout ------------------------------------------------------------ */
 
 /* saved: the per-element factor (0 or 1/(1-p)) [n * per-sample], then 1 when
  * a mask was applied. */
-static void dropout_forward(const nr_layer *L, int n, const float *x, float *y, float *saved, int flags,
-                            nr_stream stream)
+static void dropout_forward(const nr_layer *L, int n, int first, const float *x, float *y, float *saved,
+                            int flags, nr_stream stream)
 {
     size_t per = in_size(L), total = (size_t)n * per;
     int active = (flags & NR_TRAINING) && L->p > 0.0f;
@@ -764,7 +860,7 @@ static void dropout_forward(const nr_layer *L, int n, const float *x, float *y, 
     for (int i = 0; i < n; i++)
         for (size_t e = 0; e < per; e++) {
             size_t at = (size_t)i * per + e;
-            float factor = nr_dropout_factor(nr_stream_uniform(stream, (uint64_t)i * per + e), L->p, keep);
+            float factor = nr_dropout_factor(nr_stream_uniform(stream, ((uint64_t)first + i) * per + e), L->p, keep);
             saved[at] = factor;
             y[at] = x[at] * factor;
         }
@@ -913,12 +1009,20 @@ size_t nr_layer_saved_count(const nr_layer *L, int n)
     }
 }
 
+size_t nr_layer_thread_scratch_count(const nr_layer *L, int n)
+{
+    if (L->kind != NR_CONV) return 0;
+    conv_geom g = conv_geom_of(L);
+    return conv_slot_floats(&g, conv_chunk_images(&g, n, 1));
+}
+
 size_t nr_layer_scratch_count(const nr_layer *L, int n)
 {
     if (L->kind != NR_CONV) return 0;
     conv_geom g = conv_geom_of(L);
     int slots = scratch_slots();
-    return (size_t)slots * conv_slot_floats(&g, conv_chunk_images(&g, n, kernel_threads()));
+    /* One thread's chunk is the largest: the same slots serve any count. */
+    return (size_t)slots * conv_slot_floats(&g, conv_chunk_images(&g, n, 1));
 }
 
 static void fill_uniform(float *v, size_t count, float bound, nr_stream s)
@@ -973,6 +1077,12 @@ void nr_layer_init(const nr_layer *L, float *params, float *buffers, uint64_t se
 void nr_cpu_forward(const nr_layer *L, int n, const float *x, float *y, const float *params, float *buffers,
                     float *saved, float *scratch, int flags, nr_stream dropout)
 {
+    nr_cpu_forward_part(L, n, 0, x, y, params, buffers, saved, scratch, flags, dropout);
+}
+
+void nr_cpu_forward_part(const nr_layer *L, int n, int first, const float *x, float *y, const float *params,
+                         float *buffers, float *saved, float *scratch, int flags, nr_stream dropout)
+{
     if (n <= 0) return;
     size_t total = (size_t)n * in_size(L);
     switch (L->kind) {
@@ -981,7 +1091,7 @@ void nr_cpu_forward(const nr_layer *L, int n, const float *x, float *y, const fl
     case NR_MAXPOOL: maxpool_forward(L, n, x, y, saved); break;
     case NR_AVGPOOL: avgpool_forward(L, n, x, y); break;
     case NR_BATCHNORM: batchnorm_forward(L, n, x, y, params, buffers, saved, flags); break;
-    case NR_DROPOUT: dropout_forward(L, n, x, y, saved, flags, dropout); break;
+    case NR_DROPOUT: dropout_forward(L, n, first, x, y, saved, flags, dropout); break;
     case NR_FLATTEN: memmove(y, x, total * sizeof *y); break;
     case NR_SOFTMAX: softmax_forward(L, n, x, y, 0); break;
     case NR_LOG_SOFTMAX: softmax_forward(L, n, x, y, 1); break;

@@ -44,11 +44,40 @@ void nr_cpu_backward(const nr_layer *L, int n, const float *x, const float *y, c
                      float *dx, const float *params, float *dparams, const float *saved,
                      float *scratch);
 
+/* The same for samples [first, first + n) of a larger batch (the
+ * data-parallel step runs a batch as micro-batches): first numbers
+ * dropout's draws. BatchNorm in training mode needs statistics of the whole
+ * batch: the step runs it through nr_bn_* instead. */
+void nr_cpu_forward_part(const nr_layer *L, int n, int first, const float *x, float *y, const float *params,
+                         float *buffers, float *saved, float *scratch, int flags, nr_stream dropout);
+/* Scratch floats for one thread running a layer inside a parallel region
+ * (where every kernel runs single-threaded). */
+size_t nr_layer_thread_scratch_count(const nr_layer *L, int n);
+
+/* BatchNorm over a batch cut into parts. Sums of one part of n samples:
+ * out[c] = sum of x over channel c, or with mean, sum of (x - mean[c])^2. */
+void nr_bn_sums(const nr_layer *L, int n, const float *x, const double *mean, double *out);
+/* saved (and, with NR_UPDATE_STATS, the running statistics) from the
+ * batch's mean and biased variance over count values per channel. */
+void nr_bn_set_stats(const nr_layer *L, size_t count, const double *mean, const double *var, float *buffers,
+                     float *saved, int flags);
+void nr_bn_apply(const nr_layer *L, int n, const float *x, float *y, const float *params, const float *saved);
+/* sums[c] = sum dy, sums[C + c] = sum dy * xhat over one part. */
+void nr_bn_grad_sums(const nr_layer *L, int n, const float *x, const float *dy, const float *saved, double *sums);
+/* dx of one part from the sums over the whole batch (count values per channel). */
+void nr_bn_grad_apply(const nr_layer *L, int n, size_t count, const float *x, const float *dy, float *dx,
+                      const float *params, const float *saved, const double *sums);
+
 /* Mean loss over the batch of `logits` ([n, classes], the last layer's
  * output) against labels; when dlogits is not NULL it receives d(loss)/d(logits).
  * *correct (when not NULL) receives how many argmax(logits) == label. */
 double nr_loss_forward_backward(const nr_loss *loss, int n, int classes, const float *logits,
                                 const int *labels, float *dlogits, int *correct);
+
+/* Rows [0, n) of a batch: the sum of their losses (not the mean), and when
+ * dlogits is not NULL, their gradients times scale (1/batch for a mean). */
+double nr_loss_rows(const nr_loss *loss, int n, int classes, const float *logits, const int *labels,
+                    float *dlogits, int *correct, double scale);
 
 /* Threads used by the CPU kernels and BLAS; 0 means every core.
  * The kernels split the batch between OpenMP threads and call BLAS
