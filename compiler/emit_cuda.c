@@ -842,7 +842,7 @@ static void emit_aug_op(strbuf *out, const resolved *op, int j, int c, int *h, i
     case A_CROP: {
         int size = ropt_int(op, CROP_SIZE) > 0 ? ropt_int(op, CROP_SIZE) : *h, pad = ropt_int(op, CROP_PADDING);
         sb_printf(out, "    { /* op %d: crop(%d, padding=%d) */\n", j, size, pad);
-        sb_printf(out, "        int top = window_start(%d, %d, st, op_draw(%d, 0)), left = window_start(%d, %d, st, op_draw(%d, 1));\n",
+        sb_printf(out, "        int top = nr_window_start(%d, %d, st, op_draw(%d, 0)), left = nr_window_start(%d, %d, st, op_draw(%d, 1));\n",
                   *h + 2 * pad, size, j, *w + 2 * pad, size, j);
         sb_printf(out, "        for (int k = threadIdx.x; k < %d; k += blockDim.x) {\n"
                        "            int x = k %% %d, y = k / %d %% %d, ch = k / %d;\n"

@@ -329,6 +329,36 @@ NR_HD unsigned long long nr_stream_below(nr_stream s, unsigned long long i, unsi
     return nr_mulhi64(((unsigned long long)d.w[1] << 32) | d.w[0], n);
 }
 
+/* ---- data: what runtime/preprocess.c and the GPU's batch kernels compute ------------ */
+
+/* Which of nnorm per-channel values channel ch takes (one value serves every channel). */
+NR_HD int nr_norm_index(int nnorm, int ch)
+{
+    int k = ch < nnorm ? ch : nnorm - 1;
+    return k > 3 ? 3 : k;
+}
+
+/* Normalize: (x - mean) / std, subtraction then division as torchvision's sub_().div_(). */
+NR_HD float nr_normalized(float x, float mean, float std) { return (x - mean) / std; }
+
+/* x + std * z (z a standard normal draw), clamped to [lo, hi] when clamp. */
+NR_HD float nr_noisy(float x, float z, float std, int clamp, float lo, float hi)
+{
+    float v = x + z * std;
+    return clamp ? (v < lo ? lo : v > hi ? hi : v) : v;
+}
+
+/* Top-left corner of a size-long window in a padded dimension of `len`,
+ * uniform over the valid positions (torchvision's randint(0, len - size + 1)).
+ * A window larger than the padded image (the front end does not allow it)
+ * gets the image at a uniformly random place inside it: a negative corner. */
+NR_HD int nr_window_start(int len, int size, nr_stream s, unsigned long long draw)
+{
+    int spare = len >= size ? len - size : size - len;
+    int r = (int)nr_stream_below(s, draw, (unsigned long long)spare + 1);
+    return len >= size ? r : -r;
+}
+
 /* ---- the losses, one row (sample) at a time -----------------------------------------
  * PyTorch's semantics, reduction 'mean' applied by the caller (the row
  * functions take `scale`, 1/n, for the gradient). Sums run in double; the

@@ -86,11 +86,10 @@ static void normalize_by(int nnorm, const float *means, const float *stds, float
     if (nnorm <= 0) return;
     size_t plane = (size_t)s.h * (size_t)s.w;
     for (int ch = 0; ch < s.c; ch++) {
-        int k = ch < nnorm ? ch : nnorm - 1;
-        if (k > 3) k = 3;
+        int k = nr_norm_index(nnorm, ch);
         float mean = means[k], std = stds[k];
         float *p = x + (size_t)ch * plane;
-        for (size_t i = 0; i < plane; i++) p[i] = (p[i] - mean) / std;
+        for (size_t i = 0; i < plane; i++) p[i] = nr_normalized(p[i], mean, std);
     }
 }
 
@@ -102,11 +101,7 @@ static void normalize(const nr_data_spec *d, float *x, dims s)
 /* x += std * N(0, 1) from draws first + k, then clamped when asked. */
 static void add_noise(float *x, size_t n, float std, int clamp, float lo, float hi, nr_stream s, uint64_t first)
 {
-    for (size_t k = 0; k < n; k++) {
-        float v = x[k] + nr_stream_normal(s, first + k) * std;
-        if (clamp) v = v < lo ? lo : v > hi ? hi : v;
-        x[k] = v;
-    }
+    for (size_t k = 0; k < n; k++) x[k] = nr_noisy(x[k], nr_stream_normal(s, first + k), std, clamp, lo, hi);
 }
 
 static void hflip(float *x, dims s)
@@ -122,23 +117,12 @@ static void hflip(float *x, dims s)
         }
 }
 
-/* Top-left corner of a size-long window in a padded dimension of `len`,
- * uniform over the valid positions (torchvision's randint(0, len - size + 1)).
- * A window larger than the padded image (the front end does not allow it)
- * gets the image at a uniformly random place inside it: a negative corner. */
-static int window_start(int len, int size, nr_stream s, uint64_t draw)
-{
-    int spare = len >= size ? len - size : size - len;
-    int r = (int)nr_stream_below(s, draw, (uint64_t)spare + 1);
-    return len >= size ? r : -r;
-}
-
 /* RandomCrop(size, padding): the window of the zero-padded image, without
  * building the padded image. */
 static void crop(const float *restrict in, float *restrict out, dims s, int size, int pad, nr_stream st, int j)
 {
-    int top = window_start(s.h + 2 * pad, size, st, op_draw(j, 0));
-    int left = window_start(s.w + 2 * pad, size, st, op_draw(j, 1));
+    int top = nr_window_start(s.h + 2 * pad, size, st, op_draw(j, 0));
+    int left = nr_window_start(s.w + 2 * pad, size, st, op_draw(j, 1));
     for (int ch = 0; ch < s.c; ch++)
         for (int y = 0; y < size; y++) {
             int sy = top + y - pad;

@@ -55,14 +55,6 @@ __device__ void rotate_image(const float *in, float *out, int C, int H, int W, f
     }
 }
 
-/* Top-left corner of a size-long window in a padded length (runtime/preprocess.c). */
-__device__ int window_start(int len, int size, const nr_stream &s, u64 draw)
-{
-    int spare = len >= size ? len - size : size - len;
-    int r = (int)nr_stream_below(s, draw, (u64)spare + 1);
-    return len >= size ? r : -r;
-}
-
 /* Evaluation: images idx[first + j] (idx NULL: first + j), no augmentation. */
 template <class D> __device__ void gather_eval(const unsigned char *pixels, const unsigned char *labels_in,
                                                const u32 *idx, i64 first, int n, float *x, int *labels)

@@ -10,13 +10,12 @@
 #include "batch_desc.h"
 #include "data.cuh"
 
-/* Normalize's (x - mean) / std of channel ch, with nnorm means and stds. */
+/* Normalize of channel ch, with nnorm means and stds (0: none). */
 __device__ __forceinline__ float normalized_by(int nnorm, const float *mean, const float *std, int ch, float v)
 {
     if (nnorm <= 0) return v;
-    int k = ch < nnorm ? ch : nnorm - 1;
-    if (k > 3) k = 3;
-    return (v - mean[k]) / std[k];
+    int k = nr_norm_index(nnorm, ch);
+    return nr_normalized(v, mean[k], std[k]);
 }
 
 __device__ __forceinline__ float gather_normalized(const nr_gpu_batch_desc &d, int ch, float v)
@@ -33,11 +32,8 @@ __device__ __forceinline__ float noise_test_normalized(const nr_gpu_batch_desc &
 /* x += std * N(0, 1) from draws first + k, then clamped when asked; the block's threads share x. */
 __device__ void gather_noise(float *x, int n, float std, int clamp, float lo, float hi, nr_stream s, u64 first)
 {
-    for (int k = threadIdx.x; k < n; k += blockDim.x) {
-        float v = x[k] + nr_stream_normal(s, first + (u64)k) * std;
-        if (clamp) v = v < lo ? lo : v > hi ? hi : v;
-        x[k] = v;
-    }
+    for (int k = threadIdx.x; k < n; k += blockDim.x)
+        x[k] = nr_noisy(x[k], nr_stream_normal(s, first + (u64)k), std, clamp, lo, hi);
 }
 
 /* Op j of the list on *cur (C x *H x *W), into *spare when it needs a buffer
@@ -66,8 +62,8 @@ __device__ void gather_op(const nr_gpu_aug_op &op, int j, float **cur, float **s
         rotate_image(*cur, *spare, C, h, w, -op.degrees + 2.0f * op.degrees * u, op.bilinear != 0, op.fill);
     } else { /* crop */
         int size = op.size > 0 ? op.size : h;
-        int top = window_start(h + 2 * op.padding, size, st, op_draw(j, 0));
-        int left = window_start(w + 2 * op.padding, size, st, op_draw(j, 1));
+        int top = nr_window_start(h + 2 * op.padding, size, st, op_draw(j, 0));
+        int left = nr_window_start(w + 2 * op.padding, size, st, op_draw(j, 1));
         for (int k = threadIdx.x; k < C * size * size; k += blockDim.x) {
             int x = k % size, y = k / size % size, ch = k / (size * size);
             int sy = top + y - op.padding, sx = left + x - op.padding;
@@ -141,8 +137,7 @@ extern "C" __global__ void nr_gather_eval(nr_gpu_batch_desc d, const unsigned ch
             nr_stream s = nr_stream_of(d.noise_seed, d.noise_purpose, d.noise_same ? 0u : (u32)level,
                                        d.noise_same ? 0u : img + 1u);
             if (!d.noise_before_normalize) v = noise_test_normalized(d, ch, v);
-            v = v + nr_stream_normal(s, (u64)k) * noise_std;
-            if (d.noise_clamp) v = v < d.noise_lo ? d.noise_lo : v > d.noise_hi ? d.noise_hi : v;
+            v = nr_noisy(v, nr_stream_normal(s, (u64)k), noise_std, d.noise_clamp, d.noise_lo, d.noise_hi);
             if (d.noise_before_normalize) v = noise_test_normalized(d, ch, v);
         }
         x[i] = v;
