@@ -50,15 +50,17 @@ typedef struct cuda_backend {
     nr_dptr params, grads, buffers, state, sam_saved, sam_scratch;
     nr_dptr *act, *saved;                   /* act[0] the input batch, act[i + 1] layer i's output */
     nr_dptr scratch, dx[2], dlogits, labels, results;
-    nr_dptr vars, eval_vars;                /* the step's nr_step_vars; evaluation's (spare slot) */
+    nr_dptr vars, eval_vars;                /* the step's nr_step_vars (step_in's start); evaluation's (spare slot) */
     int use_graphs;
     struct { int n; nr_dev_graph *graph; } graphs[4];  /* per batch size: the full one, the last */
     int ngraphs;
-    nr_dptr batch_image, batch_stream, batch_augment, gather_scratch;
+    nr_dptr step_in;                        /* what a step uploads (step_layout), in one copy */
+    nr_dptr batch_image, batch_stream, batch_augment;  /* inside step_in; vars is its start */
+    nr_dptr gather_scratch;
     nr_dptr eval_idx;                       /* an evaluation's indices */
     int eval_idx_cap;
     float *h_logits;
-    unsigned char *h_batch;                 /* the batch's indices, streams and flags, for one upload */
+    unsigned char *h_step;                  /* step_in's host copy */
 } cuda_backend;
 
 static cuda_backend *cuda_of(nr_backend *b) { return (cuda_backend *)b; }
@@ -73,18 +75,37 @@ static size_t out_size(const nr_layer *L) { return (size_t)L->out_c * L->out_h *
 
 /* ---- batches -------------------------------------------------------------- */
 
-/* The batch's image indices, stream numbers and augment flags. The host
- * copy lets the driver's arrays change as soon as the step is queued. */
-static int upload_batch_desc(cuda_backend *cb, const nr_batch *bt, nr_error *e)
+/* What a training step sends to the device, in one upload: its
+ * nr_step_vars, then the batch's image indices, stream numbers and augment
+ * flags, each array sized for the full batch. */
+typedef struct step_layout {
+    size_t image, stream, augment, bytes;
+} step_layout;
+
+static step_layout step_layout_of(int batch)
 {
+    size_t words = (size_t)batch * sizeof(uint32_t);
+    step_layout l;
+    l.image = (sizeof(nr_step_vars) + 7) / 8 * 8;
+    l.stream = l.image + words;
+    l.augment = l.stream + words;
+    l.bytes = l.augment + (size_t)batch;
+    return l;
+}
+
+/* The step's values and its batch, in one copy. The host copy lets the
+ * driver's arrays change as soon as the step is queued. */
+static int upload_step(cuda_backend *cb, const nr_batch *bt, nr_error *e)
+{
+    step_layout l = step_layout_of(cb->c.batch);
     size_t n = (size_t)bt->n, words = n * sizeof(uint32_t);
-    memcpy(cb->h_batch, bt->image, words);
-    memcpy(cb->h_batch + words, bt->stream_a, words);
-    memcpy(cb->h_batch + 2 * words, bt->augment, n);
-    if (nr_gpu_upload(&cb->g, cb->batch_image, cb->h_batch, words, e) ||
-        nr_gpu_upload(&cb->g, cb->batch_stream, cb->h_batch + words, words, e))
-        return -1;
-    return nr_gpu_upload(&cb->g, cb->batch_augment, cb->h_batch + 2 * words, n, e);
+    nr_step_vars v;
+    nr_gpu_step_vars(&cb->optim, bt->lr, bt->step + 1, bt->slot, &v);
+    memcpy(cb->h_step, &v, sizeof v);
+    memcpy(cb->h_step + l.image, bt->image, words);
+    memcpy(cb->h_step + l.stream, bt->stream_a, words);
+    memcpy(cb->h_step + l.augment, bt->augment, n);
+    return nr_gpu_upload(&cb->g, cb->step_in, cb->h_step, l.bytes, e);
 }
 
 static int gather_train(cuda_backend *cb, int n, nr_error *e)
@@ -186,10 +207,7 @@ static int cuda_train_step(nr_backend *b, const nr_batch *bt, nr_error *e)
     if (bt->slot < 0 || bt->slot >= cb->c.max_steps) return nr_fail(e, "step slot %ld out of range", bt->slot);
     if (!cb->sets[NR_SET_TRAIN].pixels) return nr_fail(e, "no training set uploaded");
     if (bt->n < 1 || bt->n > cb->c.batch) return nr_fail(e, "a batch of %d images (at most %d)", bt->n, cb->c.batch);
-    if (upload_batch_desc(cb, bt, e)) return -1;
-    nr_step_vars v;
-    nr_gpu_step_vars(&cb->optim, bt->lr, bt->step + 1, bt->slot, &v);
-    if (nr_gpu_upload(&cb->g, cb->vars, &v, sizeof v, e)) return -1;
+    if (upload_step(cb, bt, e)) return -1;
     if (!cb->use_graphs) return step_launches(cb, bt->n, e);
     nr_dev_graph *graph;
     return step_graph(cb, bt->n, &graph, e) || cb->g.ops->graph_launch(cb->g.ctx, graph, e) ? -1 : 0;
@@ -310,8 +328,8 @@ static void cuda_destroy(nr_backend *b)
         for (int i = 0; i < cb->ngraphs; i++) g->ops->graph_free(g->ctx, cb->graphs[i].graph);
         nr_dptr *bufs[] = { &cb->params, &cb->grads,  &cb->buffers, &cb->state,   &cb->sam_saved,
                             &cb->sam_scratch, &cb->scratch, &cb->dx[0], &cb->dx[1], &cb->dlogits,
-                            &cb->labels, &cb->results, &cb->vars, &cb->eval_vars, &cb->batch_image,
-                            &cb->batch_stream, &cb->batch_augment, &cb->gather_scratch, &cb->eval_idx };
+                            &cb->labels, &cb->results, &cb->step_in, &cb->eval_vars,
+                            &cb->gather_scratch, &cb->eval_idx };
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nr_gpu_free(g, *bufs[i]);
         for (int i = 0; cb->act && i <= cb->nl; i++) nr_gpu_free(g, cb->act[i]);
         for (int i = 0; cb->saved && i < cb->nl; i++) nr_gpu_free(g, cb->saved[i]);
@@ -326,7 +344,7 @@ static void cuda_destroy(nr_backend *b)
     free(cb->param_off);
     free(cb->buffer_off);
     nr_free(cb->h_logits);
-    nr_free(cb->h_batch);
+    nr_free(cb->h_step);
     free(cb);
 }
 
@@ -369,16 +387,17 @@ static int lay_out(cuda_backend *cb, nr_error *e)
         alloc_floats(cb, &cb->dlogits, (size_t)batch * p->classes, e) ||
         nr_gpu_alloc(&cb->g, &cb->labels, (size_t)batch * sizeof(int32_t), e) ||
         nr_gpu_alloc(&cb->g, &cb->results, ((size_t)cb->c.max_steps + 1) * NR_LOSS_RESULT_BYTES, e) ||
-        nr_gpu_alloc(&cb->g, &cb->vars, sizeof(nr_step_vars), e) ||
         nr_gpu_alloc(&cb->g, &cb->eval_vars, sizeof(nr_step_vars), e) ||
         alloc_floats(cb, &cb->act[0], image_size(p) * batch, e))
         return -1;
-    size_t batch_words = (size_t)batch * sizeof(uint32_t);
-    if (nr_gpu_alloc(&cb->g, &cb->batch_image, batch_words, e) ||
-        nr_gpu_alloc(&cb->g, &cb->batch_stream, batch_words, e) ||
-        nr_gpu_alloc(&cb->g, &cb->batch_augment, (size_t)batch, e) ||
+    step_layout l = step_layout_of(batch);
+    if (nr_gpu_alloc(&cb->g, &cb->step_in, l.bytes, e) ||
         alloc_floats(cb, &cb->gather_scratch, (size_t)batch * 2 * (size_t)cb->desc.scratch, e))
         return -1;
+    cb->vars = cb->step_in;
+    cb->batch_image = cb->step_in + l.image;
+    cb->batch_stream = cb->step_in + l.stream;
+    cb->batch_augment = cb->step_in + l.augment;
     if (cb->optim.sam && (alloc_floats(cb, &cb->sam_saved, cb->nparams, e) ||
                           nr_gpu_alloc(&cb->g, &cb->sam_scratch, NR_GPU_SAM_SCRATCH_BYTES, e)))
         return -1;
@@ -400,8 +419,8 @@ static int lay_out(cuda_backend *cb, nr_error *e)
 static int host_buffers(cuda_backend *cb, nr_error *e)
 {
     cb->h_logits = nr_alloc((size_t)cb->c.batch * cb->p->classes * sizeof(float));
-    cb->h_batch = nr_alloc((size_t)cb->c.batch * (2 * sizeof(uint32_t) + 1));
-    if (!cb->h_logits || !cb->h_batch) return nr_fail(e, "out of memory for batches of %d", cb->c.batch);
+    cb->h_step = nr_zalloc(step_layout_of(cb->c.batch).bytes);
+    if (!cb->h_logits || !cb->h_step) return nr_fail(e, "out of memory for batches of %d", cb->c.batch);
     return 0;
 }
 
