@@ -7,6 +7,7 @@
  * spin against each other; one pool that splits the batch keeps each
  * thread's im2col columns in its own cache. */
 #include "ops.h"
+#include "conv_direct.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -78,11 +79,11 @@ static int thread_count(void)
 }
 
 /* The library is built for the baseline ISA (SSE2 on x86-64); on GCC a
- * second, AVX2 version of the hottest loops is picked at load time when the
- * CPU has it. */
+ * second and third, AVX2 and AVX-512 versions of the hottest loops are
+ * picked at load time when the CPU has them. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
 #ifndef SIMD_CLONES
@@ -115,16 +116,45 @@ static conv_geom conv_geom_of(const nr_layer *L)
     return g;
 }
 
-/* im2col columns per thread chunk: about a core's L2, so a chunk's columns
- * are still cached when the GEMM reads them. */
+/* A kernel that covers the whole unpadded input (LeNet-5's conv3) has one
+ * output pixel: it is a dense layer over the flattened input, with no
+ * im2col at all. */
+static int conv_is_dense(const conv_geom *g)
+{
+    return g->pad == 0 && g->k == g->H && g->k == g->W && g->OH == 1 && g->OW == 1;
+}
+
+static nr_direct_conv direct_of(const conv_geom *g)
+{
+    nr_direct_conv d = { g->C, g->H, g->W, g->O, g->OH, g->OW, g->k, g->pad, g->reflect };
+    return d;
+}
+
+/* Stride-1 convolutions run as direct convolutions where the CPU has
+ * AVX-512 (conv_direct.c); the rest as im2col + GEMM. */
+static int conv_direct(const conv_geom *g)
+{
+    nr_direct_conv d = direct_of(g);
+    return !conv_is_dense(g) && nr_direct_conv_usable(&d, g->s);
+}
+
+/* im2col columns (or padded images, for the direct path) per thread chunk:
+ * about a core's L2, so a chunk's columns are still cached when the GEMM
+ * reads them. */
 #define COL_BUDGET ((size_t)1 << 17)
+
+static size_t conv_image_floats(const conv_geom *g)
+{
+    if (conv_direct(g)) return (size_t)g->C * (g->H + 2 * g->pad) * (g->W + 2 * g->pad);
+    return g->K * g->P;
+}
 
 /* Images per chunk: as many as fit COL_BUDGET, never more than a thread's
  * share of the batch. Monotone in n, so scratch sized for the largest batch
  * serves every smaller one. */
 static int conv_chunk_images(const conv_geom *g, int n, int threads)
 {
-    size_t per = g->K * g->P;
+    size_t per = conv_image_floats(g);
     size_t cb = per >= COL_BUDGET ? 1 : COL_BUDGET / per;
     size_t share = ((size_t)(n > 0 ? n : 1) + threads - 1) / threads;
     if (cb > share) cb = share;
@@ -132,13 +162,18 @@ static int conv_chunk_images(const conv_geom *g, int n, int threads)
 }
 
 /* One thread's slot: columns, their gradient, the output (or dy) in GEMM
- * layout [O, images*P], and its partial weight and bias gradients. */
+ * layout [O, images*P], and its partial weight and bias gradients; for the
+ * direct path, the partial gradients and the direct kernels' scratch. */
 typedef struct conv_slot {
-    float *cols, *dcols, *gemm_out, *dw, *db;
+    float *cols, *dcols, *gemm_out, *dw, *db, *direct;
 } conv_slot;
 
 static size_t conv_slot_floats(const conv_geom *g, int cb)
 {
+    if (conv_direct(g)) {
+        nr_direct_conv d = direct_of(g);
+        return round16((size_t)g->O * g->K + g->O) + nr_direct_conv_scratch(&d, cb);
+    }
     size_t cols = g->K * (size_t)cb * g->P;
     return 2 * round16(cols) + round16((size_t)g->O * cb * g->P) + round16((size_t)g->O * g->K + g->O);
 }
@@ -146,8 +181,17 @@ static size_t conv_slot_floats(const conv_geom *g, int cb)
 static conv_slot conv_slot_at(const conv_geom *g, int cb, float *scratch, int t)
 {
     conv_slot s;
+    float *base = scratch + (size_t)t * conv_slot_floats(g, cb);
+    if (conv_direct(g)) {
+        s.cols = s.dcols = s.gemm_out = NULL;
+        s.dw = base;
+        s.db = s.dw + (size_t)g->O * g->K;
+        s.direct = base + round16((size_t)g->O * g->K + g->O);
+        return s;
+    }
     size_t cols = round16(g->K * (size_t)cb * g->P);
-    s.cols = scratch + (size_t)t * conv_slot_floats(g, cb);
+    s.direct = NULL;
+    s.cols = base;
     s.dcols = s.cols + cols;
     s.gemm_out = s.dcols + cols;
     s.dw = s.gemm_out + round16((size_t)g->O * cb * g->P);
@@ -303,9 +347,6 @@ static void thread_share(int n, int *lo, int *hi)
     *hi = (int)((long long)n * (t + 1) / nt);
 }
 
-/* A kernel that covers the whole unpadded input (LeNet-5's conv3) has one
- * output pixel: it is a dense layer over the flattened input, with no
- * im2col at all. */
 /* Threads for a conv of n images: one when the work would not pay for
  * waking another (and waiting for it when the cores are busy). */
 static int conv_threads(const conv_geom *g, int n)
@@ -313,12 +354,10 @@ static int conv_threads(const conv_geom *g, int n)
     return (size_t)n * g->K * g->P * g->O >= ((size_t)1 << 17) ? kernel_threads() : 1;
 }
 
-static int conv_is_dense(const conv_geom *g)
+static int conv_keeps_cols(const conv_geom *g)
 {
-    return g->pad == 0 && g->k == g->H && g->k == g->W && g->OH == 1 && g->OW == 1;
+    return !conv_is_dense(g) && !conv_direct(g) && g->K * g->P <= KEEP_COLS_PER_IMAGE;
 }
-
-static int conv_keeps_cols(const conv_geom *g) { return !conv_is_dense(g) && g->K * g->P <= KEEP_COLS_PER_IMAGE; }
 
 static void dense_forward_sized(int n, int in, int out, const float *x, float *y, const float *w, const float *bias);
 static void dense_backward_sized(int n, int in, int out, const float *x, const float *dy, float *dx, const float *w,
@@ -341,10 +380,14 @@ static void conv_forward(const nr_layer *L, int n, const float *x, float *y, con
         conv_slot s = conv_slot_at(&g, cb, scratch, thread_id());
         int lo, hi;
         thread_share(n, &lo, &hi);
+        nr_direct_conv d = direct_of(&g);
         for (int b0 = lo; b0 < hi; b0 += cb) {
             int nb = hi - b0 < cb ? hi - b0 : cb;
-            conv_forward_chunk(&g, nb, x + b0 * in_img, y + b0 * out_img, params, bias, &s,
-                               chunk_cols(&g, n, b0, nb, saved, &s));
+            if (s.direct)
+                nr_direct_conv_forward(&d, nb, x + b0 * in_img, y + b0 * out_img, params, bias, s.direct);
+            else
+                conv_forward_chunk(&g, nb, x + b0 * in_img, y + b0 * out_img, params, bias, &s,
+                                   chunk_cols(&g, n, b0, nb, saved, &s));
         }
     }
 }
@@ -365,23 +408,33 @@ static float sum_fixed_order(const float *v, size_t count)
     return sum;
 }
 
-/* dy of nb images into GEMM layout [O, nb*P]; the bias gradient on the way. */
+/* db += the sums of dy of nb images over their pixels. */
+static void bias_gradient(const conv_geom *g, int nb, const float *dy, float *db)
+{
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < g->O; o++) db[o] += sum_fixed_order(dy + ((size_t)b * g->O + o) * g->P, g->P);
+}
+
+/* dy of nb images into GEMM layout [O, nb*P]. */
 static void gather_dy(const conv_geom *g, int nb, const float *dy, const conv_slot *s)
 {
     size_t ncols = (size_t)nb * g->P;
     for (int b = 0; b < nb; b++)
-        for (int o = 0; o < g->O; o++) {
-            const float *src = dy + ((size_t)b * g->O + o) * g->P;
-            float *dst = s->gemm_out + (size_t)o * ncols + (size_t)b * g->P;
-            memcpy(dst, src, g->P * sizeof *dst);
-            s->db[o] += sum_fixed_order(src, g->P);
-        }
+        for (int o = 0; o < g->O; o++)
+            memcpy(s->gemm_out + (size_t)o * ncols + (size_t)b * g->P, dy + ((size_t)b * g->O + o) * g->P,
+                   g->P * sizeof(float));
 }
 
 static void conv_backward_chunk(const conv_geom *g, int nb, const float *x, const float *dy, float *dx,
                                 const float *w, const conv_slot *s, cols_view cols)
 {
     int ncols = (int)((size_t)nb * g->P), K = (int)g->K;
+    bias_gradient(g, nb, dy, s->db);
+    if (s->direct) {
+        nr_direct_conv d = direct_of(g);
+        nr_direct_conv_backward(&d, nb, x, dy, dx, w, s->dw, s->direct);
+        return;
+    }
     gather_dy(g, nb, dy, s);
     if (!conv_keeps_cols(g)) im2col(g, x, nb, cols.at, cols.ld);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->O, K, ncols, 1.0f, s->gemm_out, ncols, cols.at,
@@ -612,8 +665,30 @@ static void avgpool_plane_backward(const pool_geom *g, const float *dy, float *d
  * 2x2 pools): straight row sweeps instead of clipped windows. */
 static int pool_is_tiled(const pool_geom *g) { return g->pad == 0 && g->s == g->k; }
 
+/* 2x2 windows, stride 2: one output row from two input rows, summed in the
+ * order of the general loop below. */
+SIMD_CLONES static void avgpool2_row(const float *x0, const float *x1, float *y, int ow)
+{
+#pragma omp simd
+    for (int j = 0; j < ow; j++) y[j] = (((x0[2 * j] + x0[2 * j + 1]) + x1[2 * j]) + x1[2 * j + 1]) * 0.25f;
+}
+
+SIMD_CLONES static void avgpool2_row_backward(const float *dy, float *dx0, float *dx1, int ow)
+{
+#pragma omp simd
+    for (int j = 0; j < ow; j++) {
+        float v = dy[j] * 0.25f;
+        dx0[2 * j] = v, dx0[2 * j + 1] = v, dx1[2 * j] = v, dx1[2 * j + 1] = v;
+    }
+}
+
 static void avgpool_plane_tiled(const pool_geom *g, const float *x, float *y)
 {
+    if (g->k == 2) {
+        for (int oh = 0; oh < g->OH; oh++)
+            avgpool2_row(x + (size_t)2 * oh * g->W, x + (size_t)(2 * oh + 1) * g->W, y + (size_t)oh * g->OW, g->OW);
+        return;
+    }
     float inv = 1.0f / (float)(g->k * g->k);
     for (int oh = 0; oh < g->OH; oh++) {
         float *yrow = y + (size_t)oh * g->OW;
@@ -631,7 +706,13 @@ static void avgpool_plane_tiled_backward(const pool_geom *g, const float *dy, fl
 {
     float inv = 1.0f / (float)(g->k * g->k);
     /* floor mode leaves the bottom rows and right columns out of every window */
-    memset(dx, 0, (size_t)g->H * g->W * sizeof *dx);
+    if (g->H != g->OH * g->k || g->W != g->OW * g->k) memset(dx, 0, (size_t)g->H * g->W * sizeof *dx);
+    if (g->k == 2) {
+        for (int oh = 0; oh < g->OH; oh++)
+            avgpool2_row_backward(dy + (size_t)oh * g->OW, dx + (size_t)2 * oh * g->W,
+                                  dx + (size_t)(2 * oh + 1) * g->W, g->OW);
+        return;
+    }
     for (int oh = 0; oh < g->OH; oh++)
         for (int ki = 0; ki < g->k; ki++) {
             float *dxrow = dx + (size_t)(oh * g->k + ki) * g->W;
@@ -1023,6 +1104,12 @@ size_t nr_layer_scratch_count(const nr_layer *L, int n)
     int slots = scratch_slots();
     /* One thread's chunk is the largest: the same slots serve any count. */
     return (size_t)slots * conv_slot_floats(&g, conv_chunk_images(&g, n, 1));
+}
+
+int nr_cpu_direct_conv(const nr_layer *L)
+{
+    conv_geom g = conv_geom_of(L);
+    return L->kind == NR_CONV && conv_direct(&g);
 }
 
 static void fill_uniform(float *v, size_t count, float bound, nr_stream s)

@@ -31,6 +31,10 @@ size_t nr_layer_saved_count(const nr_layer *L, int n);
 /* Temporary floats forward or backward needs for a batch of n (im2col columns...). */
 size_t nr_layer_scratch_count(const nr_layer *L, int n);
 
+/* Whether this convolution runs as a direct convolution (conv_direct.h:
+ * AVX-512, stride 1, NETC_CPU_KERNELS not "generic") rather than im2col + BLAS. */
+int nr_cpu_direct_conv(const nr_layer *L);
+
 /* PyTorch's initialization (or the layer's init option) of params, and the
  * initial buffers (running_mean 0, running_var 1). Draws from
  * nr_stream_make(seed, NR_RNG_INIT, layer_index, 0). */

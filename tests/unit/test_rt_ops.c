@@ -599,9 +599,60 @@ static void test_conv_kept_columns(void)
     chain_add(&ch, layer_of(NR_TANH, 6, 28, 28));
     chain_data(&ch, 0.0f, 1.0f);
     ch.max_fd = 60;
-    CU_ASSERT(nr_layer_saved_count(&ch.L[0], 13) == (size_t)13 * 25 * 28 * 28);
+    size_t kept = nr_cpu_direct_conv(&ch.L[0]) ? 0 : (size_t)13 * 25 * 28 * 28; /* direct: nothing kept */
+    CU_ASSERT(nr_layer_saved_count(&ch.L[0], 13) == kept);
     CU_ASSERT(check_chain(&ch, "conv 1x28x28 k5 p2 batch 13"));
     chain_free(&ch);
+}
+
+/* The shapes the direct kernels cut differently: rows of one partial strip
+ * (expanded: 10, 8, 12 wide), of full strips (32) and of two strips (20 in
+ * row mode would idle lanes, so expanded); output channels in uneven
+ * blocks (17); even kernels; reflect padding with an input gradient. On a
+ * CPU without AVX-512 (or NETC_CPU_KERNELS=generic) they check im2col + GEMM. */
+static void test_conv_direct_shapes(void)
+{
+    static const struct {
+        int c, h, w, oc, k, pad, reflect, n;
+    } shapes[] = {
+        { 6, 14, 14, 16, 5, 0, 0, 3 }, /* LeNet-5's conv2 */
+        { 3, 32, 32, 6, 5, 2, 1, 2 },  /* CIFAR HW02's conv1 */
+        { 16, 8, 8, 32, 3, 1, 0, 2 },  /* its conv3 */
+        { 2, 9, 20, 17, 3, 1, 0, 2 },
+        { 2, 14, 14, 3, 3, 1, 1, 2 },  /* reflect, rows of 14 (row mode), dx folded */
+        { 2, 12, 12, 5, 3, 1, 1, 2 },  /* reflect, expanded */
+        { 2, 7, 7, 3, 2, 1, 0, 3 },
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        chain ch;
+        chain_start(&ch, shapes[i].n, TRAIN);
+        chain_add(&ch, conv_layer(shapes[i].c, shapes[i].h, shapes[i].w, shapes[i].oc, shapes[i].k, 1, shapes[i].pad,
+                                  shapes[i].reflect, 1));
+        chain_data(&ch, -1.0f, 1.0f);
+        ch.max_fd = 80;
+        char what[96];
+        snprintf(what, sizeof what, "conv %dx%dx%d -> %d k%d p%d%s", shapes[i].c, shapes[i].h, shapes[i].w,
+                 shapes[i].oc, shapes[i].k, shapes[i].pad, shapes[i].reflect ? " reflect" : "");
+        CU_ASSERT(check_chain(&ch, what));
+        chain_free(&ch);
+    }
+}
+
+/* On a CPU with AVX-512 the direct kernels must be the ones in use (the
+ * checks above would otherwise test only the fallback). */
+static void test_conv_direct_chosen(void)
+{
+    nr_layer stride1 = conv_layer(6, 14, 14, 16, 5, 1, 0, 0, 1), stride2 = conv_layer(2, 7, 7, 3, 3, 2, 1, 0, 1);
+    const char *choice = getenv("NETC_CPU_KERNELS");
+    int generic = choice && strcmp(choice, "generic") == 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    int avx512 = __builtin_cpu_supports("avx512f");
+#else
+    int avx512 = 0;
+#endif
+    printf("# direct convolutions: %s\n", avx512 && !generic ? "in use" : generic ? "off (NETC_CPU_KERNELS=generic)" : "no AVX-512");
+    CU_ASSERT_EQUAL(nr_cpu_direct_conv(&stride1), avx512 && !generic);
+    CU_ASSERT_FALSE(nr_cpu_direct_conv(&stride2));
 }
 
 static void test_dense_gradients(void)
@@ -1092,6 +1143,8 @@ int main(void)
         { "conv: stride, zero and reflect padding, bias on/off", test_conv_gradients },
         { "conv: several im2col chunks per thread", test_conv_large_chunks },
         { "conv: columns kept from forward, several chunks", test_conv_kept_columns },
+        { "conv: direct kernels, every way of cutting a plane", test_conv_direct_shapes },
+        { "conv: direct kernels chosen where the CPU has AVX-512", test_conv_direct_chosen },
         { "dense: bias on/off", test_dense_gradients },
         { "max/avg pooling: padding, stride != kernel", test_pool_gradients },
         { "batchnorm: rank 1 and 3, train/eval, affine on/off", test_batchnorm_gradients },

@@ -1,0 +1,465 @@
+#include "conv_direct.h"
+#include "../nr_math.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Floats a load of 16 may read past the last plane of a buffer. */
+#define SLACK 16
+/* Output channels one forward tile keeps in registers (two strips each). */
+#define FWD_BLOCK 8
+/* Weight-gradient tile: output channels x taps of one kernel row. */
+#define DW_BLOCK_O 6
+#define DW_BLOCK_TAPS 3
+
+static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+/* The input gradient is a convolution of dy padded by this much. */
+static int pad_for_dx(const nr_direct_conv *d) { return d->reflect ? d->k - 1 : d->k - 1 - d->pad; }
+
+/* Rows of an output plane are cut into vectors of 16 pixels. Where that
+ * leaves many lanes idle (rows of 10 fill 10 of 16) the input is expanded
+ * (expand_columns) so that vectors run over the whole plane instead. */
+static int expands(const nr_direct_conv *d)
+{
+    int lanes = (d->OW + 15) / 16 * 16;
+    return d->OW * 5 < lanes * 4; /* under 80% of the lanes used */
+}
+
+/* The planes the kernels read, per image. */
+typedef struct direct_sizes {
+    int hp, wp;          /* the padded input */
+    size_t x_padded;     /* C hp wp */
+    size_t x_expanded;   /* C k hp OW: see expand_columns */
+    size_t x_read;       /* what the kernels read of one image: x_expanded or x_padded */
+    int hq, wq;          /* the padded output gradient */
+    size_t dy_padded;    /* O hq wq */
+} direct_sizes;
+
+static direct_sizes sizes_of(const nr_direct_conv *d)
+{
+    direct_sizes z;
+    z.hp = d->H + 2 * d->pad, z.wp = d->W + 2 * d->pad;
+    z.x_padded = (size_t)d->C * z.hp * z.wp;
+    z.x_expanded = (size_t)d->C * d->k * z.hp * d->OW;
+    z.x_read = expands(d) ? z.x_expanded : z.x_padded;
+    z.hq = d->OH + 2 * pad_for_dx(d), z.wq = d->OW + 2 * pad_for_dx(d);
+    z.dy_padded = (size_t)d->O * z.hq * z.wq;
+    return z;
+}
+
+size_t nr_direct_conv_scratch(const nr_direct_conv *d, int nb)
+{
+    direct_sizes z = sizes_of(d);
+    return round16(z.x_padded + SLACK) + round16((size_t)nb * z.x_read + SLACK) +
+           round16((size_t)d->O * d->C * d->k * d->k) + round16(z.dy_padded + SLACK) +
+           (d->reflect ? round16(z.x_padded) : 0);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Planes [C, H, W] into [C, H + 2 pad, W + 2 pad] with zero or reflected borders. */
+static void pad_planes(const float *x, int C, int H, int W, int pad, int reflect, float *xp)
+{
+    int hp = H + 2 * pad, wp = W + 2 * pad;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < hp; i++) {
+            float *dst = xp + ((size_t)c * hp + i) * wp;
+            int si = i - pad;
+            if (!reflect && (si < 0 || si >= H)) {
+                memset(dst, 0, (size_t)wp * sizeof *dst);
+                continue;
+            }
+            const float *src = x + ((size_t)c * H + (reflect ? nr_reflect_index(si, H) : si)) * W;
+            for (int j = 0; j < pad; j++) {
+                dst[j] = reflect ? src[nr_reflect_index(j - pad, W)] : 0.0f;
+                dst[pad + W + j] = reflect ? src[nr_reflect_index(W + j, W)] : 0.0f;
+            }
+            memcpy(dst + pad, src, (size_t)W * sizeof *dst);
+        }
+}
+
+/* The adjoint of reflect padding: each padded position's gradient goes to
+ * the input position it was copied from. */
+static void fold_reflect(const float *dxp, int C, int H, int W, int pad, float *dx)
+{
+    int hp = H + 2 * pad, wp = W + 2 * pad;
+    memset(dx, 0, (size_t)C * H * W * sizeof *dx);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < hp; i++) {
+            float *dst = dx + ((size_t)c * H + nr_reflect_index(i - pad, H)) * W;
+            const float *src = dxp + ((size_t)c * hp + i) * wp;
+            for (int j = 0; j < wp; j++) dst[nr_reflect_index(j - pad, W)] += src[j];
+        }
+}
+
+#define TARGET __attribute__((target("avx512f")))
+#define INLINE_TILE __attribute__((always_inline)) inline
+
+/* xs[c][kw][r][j] = xp[c][r][j + kw] for the hp rows r and OW columns j:
+ * the input under tap (kh, kw) of output pixel p = i OW + j is then
+ * xs[c][kw][kh OW + p], contiguous in p, so a vector of 16 output pixels
+ * is full however narrow the rows (LeNet-5's 10, CIFAR's 8). */
+TARGET static void expand_columns(const float *xp, int C, int hp, int wp, int k, int ow, float *xs)
+{
+    for (int c = 0; c < C; c++)
+        for (int kw = 0; kw < k; kw++)
+            for (int r = 0; r < hp; r++) {
+                const float *src = xp + ((size_t)c * hp + r) * wp + kw;
+                float *dst = xs + (((size_t)c * k + kw) * hp + r) * ow;
+                for (int j0 = 0; j0 < ow; j0 += 16) {
+                    __mmask16 m = (__mmask16)(ow - j0 >= 16 ? 0xffff : (1u << (ow - j0)) - 1);
+                    _mm512_mask_storeu_ps(dst + j0, m, _mm512_maskz_loadu_ps(m, src + j0));
+                }
+            }
+}
+
+/* Where the taps of a tile read: input channel c, kernel row kh and column
+ * kw of a strip are at c cs + kh rs + kw ks past the strip's offset;
+ * kernel rows outside [kh_lo, kh_hi) read only zeros and are skipped. */
+typedef struct taps {
+    size_t cs, rs, ks;
+    int k, kh_lo, kh_hi;
+} taps;
+
+/* Up to 16 output pixels: `in` is their offset in the input planes, `out`
+ * in an output plane. */
+typedef struct strip {
+    size_t in, out;
+    __mmask16 mask;
+    int row; /* output row, in row mode */
+} strip;
+
+/* The strips of an output plane: up to 16 pixels of one of its rows, rows
+ * wp apart in the input. An expanded input is read as one row of P pixels. */
+typedef struct strips {
+    int count, rows, ow, wp, per_row;
+    size_t P;
+    int rows_lo, rows_hi; /* the input rows that are not padding zeros */
+} strips;
+
+#define NO_ZERO_ROWS (-(1 << 20)), (1 << 20)
+
+static strips row_strips(int rows, int ow, int wp, int rows_lo, int rows_hi)
+{
+    int per_row = (ow + 15) / 16;
+    strips ss = { rows * per_row, rows, ow, wp, per_row, (size_t)rows * ow, rows_lo, rows_hi };
+    return ss;
+}
+
+static __mmask16 first_lanes(size_t len) { return (__mmask16)(len >= 16 ? 0xffff : (1u << len) - 1); }
+
+static strip strip_at(const strips *ss, int s)
+{
+    strip st;
+    int j0 = s % ss->per_row * 16;
+    st.row = s / ss->per_row;
+    st.in = (size_t)st.row * ss->wp + j0;
+    st.out = (size_t)st.row * ss->ow + j0;
+    st.mask = first_lanes((size_t)(ss->ow - j0));
+    return st;
+}
+
+/* Kernel rows that read input rows of the strips a..b (rows a.row <= b.row)
+ * inside [rows_lo, rows_hi). */
+static void tap_rows(const strips *ss, strip a, strip b, taps *t)
+{
+    t->kh_lo = 0, t->kh_hi = t->k;
+    if (ss->rows_lo - b.row > t->kh_lo) t->kh_lo = ss->rows_lo - b.row;
+    if (ss->rows_hi - a.row < t->kh_hi) t->kh_hi = ss->rows_hi - a.row;
+}
+
+/* Two strips of ob output channels (ob and two are constants after
+ * inlining, so acc0/acc1 live in registers). wt is [cin k k][ldw]: the
+ * weights of one tap for every output channel side by side. */
+TARGET static INLINE_TILE void fwd_tile(const int ob, const int two, const float *x, int cin, taps t,
+                                        const float *wt, int ldw, const float *bias, float *y, size_t P, strip a,
+                                        strip b)
+{
+    __m512 acc0[FWD_BLOCK], acc1[FWD_BLOCK];
+#pragma GCC unroll 8
+    for (int o = 0; o < ob; o++) {
+        acc0[o] = bias ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
+        acc1[o] = acc0[o];
+    }
+    for (int c = 0; c < cin; c++)
+        for (int kh = t.kh_lo; kh < t.kh_hi; kh++) {
+            const float *ra = x + c * t.cs + kh * t.rs + a.in, *rb = x + c * t.cs + kh * t.rs + b.in;
+            const float *w = wt + ((size_t)c * t.k + kh) * t.k * ldw;
+            for (int kw = 0; kw < t.k; kw++, w += ldw) {
+                __m512 va = _mm512_loadu_ps(ra + kw * t.ks);
+                __m512 vb = two ? _mm512_loadu_ps(rb + kw * t.ks) : va;
+#pragma GCC unroll 8
+                for (int o = 0; o < ob; o++) {
+                    __m512 wv = _mm512_set1_ps(w[o]);
+                    acc0[o] = _mm512_fmadd_ps(wv, va, acc0[o]);
+                    if (two) acc1[o] = _mm512_fmadd_ps(wv, vb, acc1[o]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+    for (int o = 0; o < ob; o++) {
+        _mm512_mask_storeu_ps(y + o * P + a.out, a.mask, acc0[o]);
+        if (two) _mm512_mask_storeu_ps(y + o * P + b.out, b.mask, acc1[o]);
+    }
+}
+
+#define FWD_CASE(OB)                                                                                             \
+    case OB:                                                                                                     \
+        if (two)                                                                                                 \
+            fwd_tile(OB, 1, x, cin, t, wt, ldw, bias, y, P, a, b);                                               \
+        else                                                                                                     \
+            fwd_tile(OB, 0, x, cin, t, wt, ldw, bias, y, P, a, a);                                               \
+        break;
+
+TARGET static void fwd_tile_any(int ob, int two, const float *x, int cin, taps t, const float *wt, int ldw,
+                                const float *bias, float *y, size_t P, strip a, strip b)
+{
+    switch (ob) {
+        FWD_CASE(1) FWD_CASE(2) FWD_CASE(3) FWD_CASE(4) FWD_CASE(5) FWD_CASE(6) FWD_CASE(7) FWD_CASE(8)
+    default: break;
+    }
+}
+
+/* Blocks of at most `most` channels, as even as possible (10 -> 5 + 5, not 8 + 2). */
+static int block_size(int count, int most)
+{
+    int blocks = (count + most - 1) / most;
+    return (count + blocks - 1) / blocks;
+}
+
+/* y [cout, P] (+ bias) = the convolution of one image's input x, read
+ * through the strides of t and the strips of ss. */
+TARGET static void conv_image(const float *x, int cin, taps t, const strips *ss, const float *wt, int cout,
+                              const float *bias, float *y)
+{
+    int ob_most = block_size(cout, FWD_BLOCK);
+    for (int o0 = 0; o0 < cout; o0 += ob_most) {
+        int ob = cout - o0 < ob_most ? cout - o0 : ob_most;
+        for (int s = 0; s < ss->count; s += 2) {
+            int two = s + 1 < ss->count;
+            strip a = strip_at(ss, s), b = two ? strip_at(ss, s + 1) : a;
+            tap_rows(ss, a, b, &t);
+            fwd_tile_any(ob, two, x, cin, t, wt + o0, cout, bias ? bias + o0 : NULL, y + o0 * ss->P, ss->P, a, b);
+        }
+    }
+}
+
+/* Sums over nb images and all output pixels of dy[o] * x shifted by the
+ * taps kw0 .. kw0 + kb of one kernel row: ob x kb sums in registers,
+ * reduced once at the end. x points at image 0's input for (c, kh, kw0),
+ * taps ks apart; dy at image 0's channel o0. */
+TARGET static INLINE_TILE void dw_tile(const int ob, const int kb, int nb, const float *x, size_t x_image,
+                                       size_t ks, const float *dy, size_t dy_image, const strips *ss, float *dw,
+                                       size_t ldo)
+{
+    size_t P = ss->P;
+    __m512 acc[DW_BLOCK_O][DW_BLOCK_TAPS];
+#pragma GCC unroll 6
+    for (int o = 0; o < ob; o++)
+#pragma GCC unroll 3
+        for (int t = 0; t < kb; t++) acc[o][t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + b * x_image, *db = dy + b * dy_image;
+        for (int i = 0; i < ss->rows; i++)
+            for (int j0 = 0; j0 < ss->ow; j0 += 16) {
+                __mmask16 m = first_lanes((size_t)(ss->ow - j0));
+                const float *xr = xb + (size_t)i * ss->wp + j0, *dr = db + (size_t)i * ss->ow + j0;
+                __m512 d[DW_BLOCK_O];
+#pragma GCC unroll 6
+                for (int o = 0; o < ob; o++) d[o] = _mm512_maskz_loadu_ps(m, dr + o * P);
+#pragma GCC unroll 3
+                for (int t = 0; t < kb; t++) {
+                    __m512 v = _mm512_maskz_loadu_ps(m, xr + t * ks);
+#pragma GCC unroll 6
+                    for (int o = 0; o < ob; o++) acc[o][t] = _mm512_fmadd_ps(d[o], v, acc[o][t]);
+                }
+            }
+    }
+#pragma GCC unroll 6
+    for (int o = 0; o < ob; o++)
+#pragma GCC unroll 3
+        for (int t = 0; t < kb; t++) dw[o * ldo + t] += _mm512_reduce_add_ps(acc[o][t]);
+}
+
+#define DW_CASE(OB, KB)                                                                                          \
+    case OB * 4 + KB: dw_tile(OB, KB, nb, x, x_image, ks, dy, dy_image, ss, dw, ldo); break;
+
+TARGET static void dw_tile_any(int ob, int kb, int nb, const float *x, size_t x_image, size_t ks, const float *dy,
+                               size_t dy_image, const strips *ss, float *dw, size_t ldo)
+{
+    switch (ob * 4 + kb) {
+        DW_CASE(1, 1) DW_CASE(1, 2) DW_CASE(1, 3) DW_CASE(2, 1) DW_CASE(2, 2) DW_CASE(2, 3)
+        DW_CASE(3, 1) DW_CASE(3, 2) DW_CASE(3, 3) DW_CASE(4, 1) DW_CASE(4, 2) DW_CASE(4, 3)
+        DW_CASE(5, 1) DW_CASE(5, 2) DW_CASE(5, 3) DW_CASE(6, 1) DW_CASE(6, 2) DW_CASE(6, 3)
+    default: break;
+    }
+}
+
+static int have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+/* wt[(c k + kh) k + kw][o] = w[o][c][kh][kw]. */
+static void weights_by_tap(const float *w, int O, size_t taps_per_o, float *wt)
+{
+    for (int o = 0; o < O; o++)
+        for (size_t t = 0; t < taps_per_o; t++) wt[t * O + o] = w[(size_t)o * taps_per_o + t];
+}
+
+/* The input gradient's weights: wt[(o k + kh) k + kw][c] = w[o][c][k-1-kh][k-1-kw]. */
+static void weights_flipped(const float *w, int O, int C, int k, float *wt)
+{
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int kh = 0; kh < k; kh++)
+                for (int kw = 0; kw < k; kw++)
+                    wt[(((size_t)o * k + kh) * k + kw) * C + c] =
+                        w[(((size_t)o * C + c) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
+}
+
+typedef struct direct_scratch {
+    float *x_padded, *x_read, *weights, *dy_padded, *dx_padded;
+} direct_scratch;
+
+static direct_scratch scratch_at(const nr_direct_conv *d, int nb, float *scratch)
+{
+    direct_sizes z = sizes_of(d);
+    direct_scratch s;
+    s.x_padded = scratch;
+    s.x_read = s.x_padded + round16(z.x_padded + SLACK);
+    s.weights = s.x_read + round16((size_t)nb * z.x_read + SLACK);
+    s.dy_padded = s.weights + round16((size_t)d->O * d->C * d->k * d->k);
+    s.dx_padded = s.dy_padded + round16(z.dy_padded + SLACK);
+    return s;
+}
+
+/* One image as the kernels read it, into slot: padded, and expanded
+ * (through s->x_padded) where expands(d). */
+static void prepare_image(const nr_direct_conv *d, const direct_sizes *z, const float *image,
+                          const direct_scratch *s, float *slot)
+{
+    if (!expands(d)) {
+        pad_planes(image, d->C, d->H, d->W, d->pad, d->reflect, slot);
+        return;
+    }
+    pad_planes(image, d->C, d->H, d->W, d->pad, d->reflect, s->x_padded);
+    memset(s->x_padded + z->x_padded, 0, SLACK * sizeof(float));
+    expand_columns(s->x_padded, d->C, z->hp, z->wp, d->k, d->OW, slot);
+}
+
+/* How the kernels step through a prepared image: in an expanded one,
+ * channel c's column kw is plane c k + kw, read as one row of P pixels. */
+static taps input_taps(const nr_direct_conv *d, const direct_sizes *z)
+{
+    if (expands(d)) {
+        size_t plane = (size_t)z->hp * d->OW;
+        taps t = { d->k * plane, (size_t)d->OW, plane, d->k, 0, d->k };
+        return t;
+    }
+    taps t = { (size_t)z->hp * z->wp, (size_t)z->wp, 1, d->k, 0, d->k };
+    return t;
+}
+
+static strips input_strips(const nr_direct_conv *d, const direct_sizes *z)
+{
+    size_t P = (size_t)d->OH * d->OW;
+    if (expands(d)) return row_strips(1, (int)P, (int)P, NO_ZERO_ROWS);
+    if (d->reflect) return row_strips(d->OH, d->OW, z->wp, NO_ZERO_ROWS);
+    return row_strips(d->OH, d->OW, z->wp, d->pad, d->pad + d->H);
+}
+
+void nr_direct_conv_forward(const nr_direct_conv *d, int nb, const float *x, float *y, const float *w,
+                            const float *bias, float *scratch)
+{
+    direct_scratch s = scratch_at(d, nb, scratch);
+    direct_sizes z = sizes_of(d);
+    taps t = input_taps(d, &z);
+    strips ss = input_strips(d, &z);
+    weights_by_tap(w, d->O, (size_t)d->C * d->k * d->k, s.weights);
+    memset(s.x_read + z.x_read, 0, SLACK * sizeof(float));
+    size_t in_image = (size_t)d->C * d->H * d->W;
+    for (int b = 0; b < nb; b++) {
+        prepare_image(d, &z, x + b * in_image, &s, s.x_read);
+        conv_image(s.x_read, d->C, t, &ss, s.weights, d->O, bias, y + b * d->O * ss.P);
+    }
+}
+
+static void weight_gradient(const nr_direct_conv *d, int nb, const direct_scratch *s, const float *dy, float *dw)
+{
+    direct_sizes z = sizes_of(d);
+    taps t = input_taps(d, &z);
+    strips ss = input_strips(d, &z);
+    int k = d->k;
+    size_t P = ss.P, per_o = (size_t)d->C * k * k;
+    int ob_most = block_size(d->O, DW_BLOCK_O), kb_most = block_size(k, DW_BLOCK_TAPS);
+    for (int c = 0; c < d->C; c++)
+        for (int kh = 0; kh < k; kh++)
+            for (int o0 = 0; o0 < d->O; o0 += ob_most)
+                for (int kw0 = 0; kw0 < k; kw0 += kb_most) {
+                    int ob = d->O - o0 < ob_most ? d->O - o0 : ob_most, kb = k - kw0 < kb_most ? k - kw0 : kb_most;
+                    dw_tile_any(ob, kb, nb, s->x_read + c * t.cs + kw0 * t.ks + kh * t.rs, z.x_read, t.ks,
+                                dy + o0 * P, d->O * P, &ss, dw + o0 * per_o + ((size_t)c * k + kh) * k + kw0, per_o);
+                }
+}
+
+/* dx of one image: the convolution of dy, padded by k - 1 - pad (by k - 1
+ * and folded back for reflect padding), with the flipped weights. Kernel
+ * rows that would read only the padding's zero rows are skipped. */
+static void input_gradient(const nr_direct_conv *d, const direct_scratch *s, const float *dy, float *dx)
+{
+    direct_sizes z = sizes_of(d);
+    int q = pad_for_dx(d);
+    size_t plane = (size_t)z.hq * z.wq;
+    taps t = { plane, (size_t)z.wq, 1, d->k, 0, d->k };
+    pad_planes(dy, d->O, d->OH, d->OW, q, 0, s->dy_padded);
+    memset(s->dy_padded + z.dy_padded, 0, SLACK * sizeof(float));
+    int oh = d->reflect ? z.hp : d->H, ow = d->reflect ? z.wp : d->W;
+    strips ss = row_strips(oh, ow, z.wq, q, q + d->OH);
+    conv_image(s->dy_padded, d->O, t, &ss, s->weights, d->C, NULL, d->reflect ? s->dx_padded : dx);
+    if (d->reflect) fold_reflect(s->dx_padded, d->C, d->H, d->W, d->pad, dx);
+}
+
+void nr_direct_conv_backward(const nr_direct_conv *d, int nb, const float *x, const float *dy, float *dx,
+                             const float *w, float *dw, float *scratch)
+{
+    direct_scratch s = scratch_at(d, nb, scratch);
+    direct_sizes z = sizes_of(d);
+    size_t in_image = (size_t)d->C * d->H * d->W, out_image = (size_t)d->O * d->OH * d->OW;
+    for (int b = 0; b < nb; b++) prepare_image(d, &z, x + b * in_image, &s, s.x_read + b * z.x_read);
+    memset(s.x_read + nb * z.x_read, 0, SLACK * sizeof(float));
+    weight_gradient(d, nb, &s, dy, dw);
+    if (!dx) return;
+    weights_flipped(w, d->O, d->C, d->k, s.weights);
+    for (int b = 0; b < nb; b++) input_gradient(d, &s, dy + b * out_image, dx + b * in_image);
+}
+#else
+static int have_avx512(void) { return 0; }
+
+void nr_direct_conv_forward(const nr_direct_conv *d, int nb, const float *x, float *y, const float *w,
+                            const float *bias, float *scratch)
+{
+    (void)d, (void)nb, (void)x, (void)y, (void)w, (void)bias, (void)scratch;
+    abort(); /* unreachable: nr_direct_conv_usable is false without AVX-512 */
+}
+
+void nr_direct_conv_backward(const nr_direct_conv *d, int nb, const float *x, const float *dy, float *dx,
+                             const float *w, float *dw, float *scratch)
+{
+    (void)d, (void)nb, (void)x, (void)dy, (void)dx, (void)w, (void)dw, (void)scratch;
+    abort();
+}
+#endif
+
+int nr_direct_conv_usable(const nr_direct_conv *d, int stride)
+{
+    static int decided = -1; /* the CPU and the environment do not change during a run */
+    if (decided < 0) {
+        const char *choice = getenv("NETC_CPU_KERNELS");
+        decided = have_avx512() && !(choice && strcmp(choice, "generic") == 0);
+    }
+    return decided && stride == 1 && d->pad < d->k && d->OH == d->H + 2 * d->pad - d->k + 1 &&
+           d->OW == d->W + 2 * d->pad - d->k + 1;
+}
