@@ -1,4 +1,5 @@
 #include "conv_direct.h"
+#include "isa.h"
 #include "../nr_math.h"
 #include <stdlib.h>
 #include <string.h>
@@ -296,12 +297,6 @@ TARGET static void dw_tile_any(int ob, int kb, int nb, const float *x, size_t x_
     }
 }
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
 /* wt[(c k + kh) k + kw][o] = w[o][c][kh][kw]. */
 static void weights_by_tap(const float *w, int O, size_t taps_per_o, float *wt)
 {
@@ -436,8 +431,6 @@ void nr_direct_conv_backward(const nr_direct_conv *d, int nb, const float *x, co
     for (int b = 0; b < nb; b++) input_gradient(d, &s, dy + b * out_image, dx + b * in_image);
 }
 #else
-static int have_avx512(void) { return 0; }
-
 void nr_direct_conv_forward(const nr_direct_conv *d, int nb, const float *x, float *y, const float *w,
                             const float *bias, float *scratch)
 {
@@ -455,11 +448,6 @@ void nr_direct_conv_backward(const nr_direct_conv *d, int nb, const float *x, co
 
 int nr_direct_conv_usable(const nr_direct_conv *d, int stride)
 {
-    static int decided = -1; /* the CPU and the environment do not change during a run */
-    if (decided < 0) {
-        const char *choice = getenv("NETC_CPU_KERNELS");
-        decided = have_avx512() && !(choice && strcmp(choice, "generic") == 0);
-    }
-    return decided && stride == 1 && d->pad < d->k && d->OH == d->H + 2 * d->pad - d->k + 1 &&
+    return nr_cpu_avx512_kernels() && stride == 1 && d->pad < d->k && d->OH == d->H + 2 * d->pad - d->k + 1 &&
            d->OW == d->W + 2 * d->pad - d->k + 1;
 }

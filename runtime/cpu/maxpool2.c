@@ -1,0 +1,73 @@
+#include "maxpool2.h"
+#include <stdlib.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx512f")))
+
+static __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1); }
+
+/* Indices of the window's four inputs for 16 outputs from j0 on. */
+typedef struct window_at {
+    __m512 a00, a01, a10, a11;
+} window_at;
+
+TARGET static window_at window_indices(int first, int j0, int W)
+{
+    const __m512i twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512i at = _mm512_add_epi32(_mm512_set1_epi32(first + 2 * j0), twice);
+    __m512i one = _mm512_set1_epi32(1), row = _mm512_set1_epi32(W);
+    window_at w;
+    w.a00 = _mm512_cvtepi32_ps(at);
+    w.a01 = _mm512_cvtepi32_ps(_mm512_add_epi32(at, one));
+    w.a10 = _mm512_cvtepi32_ps(_mm512_add_epi32(at, row));
+    w.a11 = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(at, row), one));
+    return w;
+}
+
+/* The even and odd floats of 2n consecutive floats at x (n <= 16). A masked
+ * load whose mask is empty is left out. */
+TARGET static void split_even_odd(const float *x, int n, __m512 *even, __m512 *odd)
+{
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 lo = _mm512_maskz_loadu_ps(first_lanes(2 * n), x);
+    __m512 hi = n > 8 ? _mm512_maskz_loadu_ps(first_lanes(2 * n - 16), x + 16) : _mm512_setzero_ps();
+    *even = _mm512_permutex2var_ps(lo, evens, hi);
+    *odd = _mm512_permutex2var_ps(lo, odds, hi);
+}
+
+/* maxpool_plane's step: v (at `at`) replaces the best so far when greater, or NaN. */
+TARGET static void take(__m512 v, __m512 at, __m512 *best, __m512 *best_at)
+{
+    __mmask16 k = _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    *best = _mm512_mask_mov_ps(*best, k, v);
+    *best_at = _mm512_mask_mov_ps(*best_at, k, at);
+}
+
+TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W)
+{
+    for (int j0 = 0; j0 < ow; j0 += 16) {
+        int n = ow - j0 < 16 ? ow - j0 : 16;
+        __m512 e0, o0, e1, o1;
+        split_even_odd(x0 + 2 * j0, n, &e0, &o0);
+        split_even_odd(x1 + 2 * j0, n, &e1, &o1);
+        window_at w = window_indices(first, j0, W);
+        __m512 best = _mm512_set1_ps(-__builtin_inff()), best_at = _mm512_set1_ps(-1.0f);
+        take(e0, w.a00, &best, &best_at);
+        take(o0, w.a01, &best, &best_at);
+        take(e1, w.a10, &best, &best_at);
+        take(o1, w.a11, &best, &best_at);
+        _mm512_mask_storeu_ps(y + j0, first_lanes(n), best);
+        _mm512_mask_storeu_ps(arg + j0, first_lanes(n), best_at);
+    }
+}
+
+#else
+void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W)
+{
+    (void)x0, (void)x1, (void)y, (void)arg, (void)ow, (void)first, (void)W;
+    abort(); /* unreachable: nr_cpu_avx512_kernels is false */
+}
+#endif

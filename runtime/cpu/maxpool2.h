@@ -1,0 +1,15 @@
+/* 2x2 max pooling with stride 2 (every pooling layer of the workloads'
+ * CIFAR and LeNet models), forward, as an AVX-512 kernel: one output row,
+ * rows of any width in masked vectors of 16. The compiler's vectorized C
+ * (ops.c) runs short rows (LeNet-5's 14, CIFAR's 8) in its scalar
+ * remainder loop; these do not. Same rule as the C: the first maximum of
+ * the window in row order wins, a NaN wins over everything. */
+#ifndef NR_CPU_MAXPOOL2_H
+#define NR_CPU_MAXPOOL2_H
+
+/* One output row from input rows x0, x1 (W floats apart): y and arg (the
+ * winning index in the plane, as a float) for ow outputs; first is the
+ * plane index of x0[0]. Call only where nr_cpu_avx512_kernels() (isa.h). */
+void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W);
+
+#endif
