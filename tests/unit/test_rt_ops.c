@@ -912,6 +912,47 @@ static void test_pool_by_hand(void)
     CU_ASSERT(dx[0] == 1.0f && dx[1] == 0.0f && dx[2] == 0.0f && dx[3] == 0.0f);
 }
 
+/* 2x2 max pooling, stride 2, as the kernels cut it (rows of 18 outputs: a
+ * vector of 16 and 2 more; rows of 7): every window against the scan rule
+ * (first maximum in row order, a NaN wins, all -inf leaves no argmax), with
+ * ties, NaNs and -inf windows placed across the rows. */
+static void test_maxpool2_rows(void)
+{
+    nr_stream none = nr_stream_make(0, NR_RNG_DROPOUT, 0, 0);
+    static const int widths[] = { 36, 14 };
+    for (int wi = 0; wi < 2; wi++) {
+        int H = 6, W = widths[wi], OW = W / 2, OH = H / 2;
+        nr_layer L = pool_layer(NR_MAXPOOL, 2, H, W, 2, 2, 0);
+        float *x = floats((size_t)2 * H * W), *y = floats((size_t)2 * OH * OW), *arg = floats((size_t)2 * OH * OW);
+        for (int i = 0; i < 2 * H * W; i++) x[i] = (float)((i * 37) % 11) - 5.0f; /* many ties */
+        x[3] = NAN, x[W + 2] = NAN;                                              /* one window, two NaNs */
+        x[2 * W + 20 % W] = NAN;
+        for (int i = 0; i < 2; i++) x[4 * W + 4 + i] = x[5 * W + 4 + i] = -INFINITY; /* an all -inf window */
+        nr_cpu_forward(&L, 1, x, y, NULL, NULL, arg, NULL, 0, none);
+        int ok = 1;
+        for (int c = 0; c < 2; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    const float *plane = x + (size_t)c * H * W;
+                    float best = -INFINITY;
+                    int at = -1;
+                    for (int i = 2 * oh; i < 2 * oh + 2; i++)
+                        for (int j = 2 * ow; j < 2 * ow + 2; j++)
+                            if (plane[i * W + j] > best || isnan(plane[i * W + j])) best = plane[i * W + j], at = i * W + j;
+                    size_t o = ((size_t)c * OH + oh) * OW + ow;
+                    int same = isnan(best) ? isnan(y[o]) : y[o] == best;
+                    if (!same || arg[o] != (float)at) {
+                        if (ok) printf("# width %d: channel %d window (%d, %d): got %g at %g, want %g at %d\n", W, c, oh, ow, y[o], arg[o], best, at);
+                        ok = 0;
+                    }
+                }
+        CU_ASSERT(ok);
+        free(x);
+        free(y);
+        free(arg);
+    }
+}
+
 /* Running statistics: (1-m) running + m batch, the variance unbiased. */
 static void test_batchnorm_running_stats(void)
 {
@@ -1159,6 +1200,7 @@ int main(void)
     static CU_TestInfo values[] = {
         { "conv by hand (3x3 on 4x4, stride, reflect)", test_conv_by_hand },
         { "pooling by hand (padding, count_include_pad, ties)", test_pool_by_hand },
+        { "2x2 max pooling rows: ties, NaN, -inf, partial vectors", test_maxpool2_rows },
         { "batchnorm running statistics", test_batchnorm_running_stats },
         { "dropout rate, scale, determinism", test_dropout_rate_and_scale },
         { "tanh accuracy", test_tanh_accuracy },
