@@ -11,6 +11,9 @@
 # --toggle-collect), so data loading, evaluation and reports do not enter.
 # One thread: with more, the count would also depend on how long threads
 # wait. Needs valgrind and the model's dataset (Fashion-MNIST by default).
+# W6: --model models/cifar_hw02.net --data DIR --batches 128, DIR holding CIFAR-10
+# (scripts/get-data cifar10 DIR); the data set loads under valgrind too, which
+# takes longer from the JPEG folders than from the binaries (no effect on the count).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 batches="32 100"
