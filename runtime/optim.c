@@ -15,6 +15,7 @@
  * either. */
 #include "optim.h"
 #include "nr_math.h"
+#include "cpu/isa.h"
 #include <math.h>
 #include <string.h>
 
@@ -47,7 +48,7 @@ size_t nr_optim_state_count(const nr_optim *o, size_t n)
 
 /* ---- SGD ---------------------------------------------------------------- */
 
-static void sgd_plain(float lr, float wd, float *restrict w, const float *restrict g, size_t n)
+SIMD_CLONES static void sgd_plain(float lr, float wd, float *restrict w, const float *restrict g, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
@@ -59,7 +60,7 @@ static void sgd_plain(float lr, float wd, float *restrict w, const float *restri
 /* torch clones the (decayed) gradient into the buffer on the first step.
  * Nesterov's step is d + mu * b, the plain one b: with (d_coef, b_coef) =
  * (1, mu) or (0, 1) one branch-free loop computes either exactly. */
-static void sgd_momentum_first(float lr, float wd, float d_coef, float b_coef, float *restrict w,
+SIMD_CLONES static void sgd_momentum_first(float lr, float wd, float d_coef, float b_coef, float *restrict w,
                                const float *restrict g, float *restrict buf, size_t n)
 {
     NR_PAR_SIMD
@@ -70,7 +71,7 @@ static void sgd_momentum_first(float lr, float wd, float d_coef, float b_coef, f
     }
 }
 
-static void sgd_momentum(float lr, float wd, float mu, float keep, float d_coef, float b_coef, float *restrict w,
+SIMD_CLONES static void sgd_momentum(float lr, float wd, float mu, float keep, float d_coef, float b_coef, float *restrict w,
                          const float *restrict g, float *restrict buf, size_t n)
 {
     NR_PAR_SIMD
@@ -100,7 +101,7 @@ static void sgd_step(const nr_optim *o, float lr, long step, float *w, const flo
 /* ---- Adam and AdamW ------------------------------------------------------- */
 
 /* wd is 0 for AdamW, whose decay was applied to w beforehand. */
-static void adam_update(float wd, float b1, float one_minus_b1, float b2, float one_minus_b2, float neg_step_size,
+SIMD_CLONES static void adam_update(float wd, float b1, float one_minus_b1, float b2, float one_minus_b2, float neg_step_size,
                         float bc2_sqrt, float eps, float *restrict w, const float *restrict g, float *restrict m,
                         float *restrict v, size_t n)
 {
@@ -115,7 +116,7 @@ static void adam_update(float wd, float b1, float one_minus_b1, float b2, float 
     }
 }
 
-static void scale_weights(float factor, float *restrict w, size_t n)
+SIMD_CLONES static void scale_weights(float factor, float *restrict w, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) w[i] = w[i] * factor;
@@ -138,7 +139,7 @@ static void adam_step(const nr_optim *o, float lr, long step, float *w, const fl
 
 /* ---- RMSprop -------------------------------------------------------------- */
 
-static void rmsprop_plain(float lr, float wd, float a, float one_minus_a, float eps, float *restrict w,
+SIMD_CLONES static void rmsprop_plain(float lr, float wd, float a, float one_minus_a, float eps, float *restrict w,
                           const float *restrict g, float *restrict v, size_t n)
 {
     NR_PAR_SIMD
@@ -150,7 +151,7 @@ static void rmsprop_plain(float lr, float wd, float a, float one_minus_a, float 
     }
 }
 
-static void rmsprop_momentum(float lr, float wd, float a, float one_minus_a, float eps, float mu,
+SIMD_CLONES static void rmsprop_momentum(float lr, float wd, float a, float one_minus_a, float eps, float mu,
                              float *restrict w, const float *restrict g, float *restrict v, float *restrict buf,
                              size_t n)
 {
@@ -223,7 +224,7 @@ static double sam_norm(int adaptive, const float *w, const float *g, size_t n)
 }
 
 /* e = w^2 * g * scale (adaptive: w_coef 1) or g * scale (w_coef 0): see nr_sam_ascended. */
-static void sam_ascend(float w_coef, float scale, float *restrict w, const float *restrict g,
+SIMD_CLONES static void sam_ascend(float w_coef, float scale, float *restrict w, const float *restrict g,
                        float *restrict saved, size_t n)
 {
     NR_PAR_SIMD

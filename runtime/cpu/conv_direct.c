@@ -20,11 +20,17 @@ static int pad_for_dx(const nr_direct_conv *d) { return d->reflect ? d->k - 1 : 
 /* Rows of an output plane are cut into vectors of 16 pixels. Where that
  * leaves many lanes idle (rows of 10 fill 10 of 16) the input is expanded
  * (expand_columns) so that vectors run over the whole plane instead. */
-static int expands(const nr_direct_conv *d)
+static int lanes_idle(int width)
 {
-    int lanes = (d->OW + 15) / 16 * 16;
-    return d->OW * 5 < lanes * 4; /* under 80% of the lanes used */
+    int lanes = (width + 15) / 16 * 16;
+    return width * 5 < lanes * 4; /* under 80% of the lanes used */
 }
+
+static int expands(const nr_direct_conv *d) { return lanes_idle(d->OW); }
+
+/* The same for the input gradient, whose rows are W wide (reflect padding
+ * keeps row mode: its gradient is folded back from the padded planes). */
+static int dx_expands(const nr_direct_conv *d) { return !d->reflect && lanes_idle(d->W); }
 
 /* The planes the kernels read, per image. */
 typedef struct direct_sizes {
@@ -34,6 +40,7 @@ typedef struct direct_sizes {
     size_t x_read;       /* what the kernels read of one image: x_expanded or x_padded */
     int hq, wq;          /* the padded output gradient */
     size_t dy_padded;    /* O hq wq */
+    size_t dy_expanded;  /* O k hq W, where dx_expands */
 } direct_sizes;
 
 static direct_sizes sizes_of(const nr_direct_conv *d)
@@ -45,6 +52,7 @@ static direct_sizes sizes_of(const nr_direct_conv *d)
     z.x_read = expands(d) ? z.x_expanded : z.x_padded;
     z.hq = d->OH + 2 * pad_for_dx(d), z.wq = d->OW + 2 * pad_for_dx(d);
     z.dy_padded = (size_t)d->O * z.hq * z.wq;
+    z.dy_expanded = dx_expands(d) ? (size_t)d->O * d->k * z.hq * d->W : 0;
     return z;
 }
 
@@ -53,7 +61,7 @@ size_t nr_direct_conv_scratch(const nr_direct_conv *d, int nb)
     direct_sizes z = sizes_of(d);
     return round16(z.x_padded + SLACK) + round16((size_t)nb * z.x_read + SLACK) +
            round16((size_t)d->O * d->C * d->k * d->k) + round16(z.dy_padded + SLACK) +
-           (d->reflect ? round16(z.x_padded) : 0);
+           round16(z.dy_expanded + SLACK) + (d->reflect ? round16(z.x_padded) : 0);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -316,7 +324,7 @@ static void weights_flipped(const float *w, int O, int C, int k, float *wt)
 }
 
 typedef struct direct_scratch {
-    float *x_padded, *x_read, *weights, *dy_padded, *dx_padded;
+    float *x_padded, *x_read, *weights, *dy_padded, *dy_expanded, *dx_padded;
 } direct_scratch;
 
 static direct_scratch scratch_at(const nr_direct_conv *d, int nb, float *scratch)
@@ -327,7 +335,8 @@ static direct_scratch scratch_at(const nr_direct_conv *d, int nb, float *scratch
     s.x_read = s.x_padded + round16(z.x_padded + SLACK);
     s.weights = s.x_read + round16((size_t)nb * z.x_read + SLACK);
     s.dy_padded = s.weights + round16((size_t)d->O * d->C * d->k * d->k);
-    s.dx_padded = s.dy_padded + round16(z.dy_padded + SLACK);
+    s.dy_expanded = s.dy_padded + round16(z.dy_padded + SLACK);
+    s.dx_padded = s.dy_expanded + round16(z.dy_expanded + SLACK);
     return s;
 }
 
@@ -401,16 +410,26 @@ static void weight_gradient(const nr_direct_conv *d, int nb, const direct_scratc
 }
 
 /* dx of one image: the convolution of dy, padded by k - 1 - pad (by k - 1
- * and folded back for reflect padding), with the flipped weights. Kernel
- * rows that would read only the padding's zero rows are skipped. */
+ * and folded back for reflect padding), with the flipped weights. In row
+ * mode, kernel rows that would read only the padding's zero rows are
+ * skipped. */
 static void input_gradient(const nr_direct_conv *d, const direct_scratch *s, const float *dy, float *dx)
 {
     direct_sizes z = sizes_of(d);
     int q = pad_for_dx(d);
     size_t plane = (size_t)z.hq * z.wq;
-    taps t = { plane, (size_t)z.wq, 1, d->k, 0, d->k };
     pad_planes(dy, d->O, d->OH, d->OW, q, 0, s->dy_padded);
     memset(s->dy_padded + z.dy_padded, 0, SLACK * sizeof(float));
+    if (dx_expands(d)) {
+        size_t expanded_plane = (size_t)z.hq * d->W, P = (size_t)d->H * d->W;
+        expand_columns(s->dy_padded, d->O, z.hq, z.wq, d->k, d->W, s->dy_expanded);
+        memset(s->dy_expanded + z.dy_expanded, 0, SLACK * sizeof(float));
+        taps te = { d->k * expanded_plane, (size_t)d->W, expanded_plane, d->k, 0, d->k };
+        strips flat = row_strips(1, (int)P, (int)P, NO_ZERO_ROWS);
+        conv_image(s->dy_expanded, d->O, te, &flat, s->weights, d->C, NULL, dx);
+        return;
+    }
+    taps t = { plane, (size_t)z.wq, 1, d->k, 0, d->k };
     int oh = d->reflect ? z.hp : d->H, ow = d->reflect ? z.wp : d->W;
     strips ss = row_strips(oh, ow, z.wq, q, q + d->OH);
     conv_image(s->dy_padded, d->O, t, &ss, s->weights, d->C, NULL, d->reflect ? s->dx_padded : dx);

@@ -80,17 +80,6 @@ static int thread_count(void)
 #endif
 }
 
-/* The library is built for the baseline ISA (SSE2 on x86-64); on GCC a
- * second and third, AVX2 and AVX-512 versions of the hottest loops are
- * picked at load time when the CPU has them. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef SIMD_CLONES
-#define SIMD_CLONES
-#endif
 
 /* Below this many elements an elementwise loop is not worth waking threads. */
 #define PARALLEL_MIN 32768
