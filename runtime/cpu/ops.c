@@ -817,24 +817,45 @@ static void avgpool_backward(const nr_layer *L, int n, const float *dy, float *d
  * in a fixed order and hands the totals back. The whole-batch layer below
  * is the same pieces with one part. */
 
+/* BatchNorm's sums run in double over 8 lanes: element i of a plane goes to
+ * lane i mod 8, then the lanes add up in a fixed tree. A fixed order (the
+ * result depends on the values alone), and 8 chains of additions instead
+ * of one, whose every add would wait for the previous. */
+#define BN_LANES 8
+
+static double lanes_total(const double *lane)
+{
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+SIMD_CLONES static void add_plane_sum(double *restrict lane, const float *restrict p, size_t hw)
+{
+    size_t i = 0;
+    for (; i + BN_LANES <= hw; i += BN_LANES)
+        for (int k = 0; k < BN_LANES; k++) lane[k] += p[i + k];
+    for (int k = 0; i < hw; i++, k++) lane[k] += p[i];
+}
+
+SIMD_CLONES static void add_plane_sqdev(double *restrict lane, const float *restrict p, size_t hw, double m)
+{
+    size_t i = 0;
+    for (; i + BN_LANES <= hw; i += BN_LANES)
+        for (int k = 0; k < BN_LANES; k++) lane[k] += (p[i + k] - m) * (p[i + k] - m);
+    for (int k = 0; i < hw; i++, k++) lane[k] += (p[i] - m) * (p[i] - m);
+}
+
 static double bn_channel_sum(const float *x, int n, int c, int C, size_t hw)
 {
-    double sum = 0.0;
-    for (int b = 0; b < n; b++) {
-        const float *p = x + ((size_t)b * C + c) * hw;
-        for (size_t i = 0; i < hw; i++) sum += p[i];
-    }
-    return sum;
+    double lane[BN_LANES] = { 0 };
+    for (int b = 0; b < n; b++) add_plane_sum(lane, x + ((size_t)b * C + c) * hw, hw);
+    return lanes_total(lane);
 }
 
 static double bn_channel_sqdev(const float *x, int n, int c, int C, size_t hw, double m)
 {
-    double sq = 0.0;
-    for (int b = 0; b < n; b++) {
-        const float *p = x + ((size_t)b * C + c) * hw;
-        for (size_t i = 0; i < hw; i++) sq += (p[i] - m) * (p[i] - m);
-    }
-    return sq;
+    double lane[BN_LANES] = { 0 };
+    for (int b = 0; b < n; b++) add_plane_sqdev(lane, x + ((size_t)b * C + c) * hw, hw, m);
+    return lanes_total(lane);
 }
 
 /* saved and the running statistics of channel c from its mean and
@@ -909,23 +930,35 @@ void nr_bn_apply(const nr_layer *L, int n, const float *x, float *y, const float
     for (int c = 0; c < L->in_c; c++) bn_channel_apply(L, n, c, x, y, params, saved);
 }
 
+SIMD_CLONES static void add_plane_grad_sums(double *restrict lane_dy, double *restrict lane_dy_xhat,
+                                            const float *restrict xs, const float *restrict ds, size_t hw, float mean,
+                                            float invstd)
+{
+    size_t i = 0;
+    for (; i + BN_LANES <= hw; i += BN_LANES)
+        for (int k = 0; k < BN_LANES; k++) {
+            lane_dy[k] += ds[i + k];
+            lane_dy_xhat[k] += ds[i + k] * ((xs[i + k] - mean) * invstd);
+        }
+    for (int k = 0; i < hw; i++, k++) {
+        lane_dy[k] += ds[i];
+        lane_dy_xhat[k] += ds[i] * ((xs[i] - mean) * invstd);
+    }
+}
+
 /* sum dy and sum dy * xhat of channel c over n samples. */
 static void bn_channel_grad_sums(const nr_layer *L, int n, int c, const float *x, const float *dy,
                                  const float *saved, double *sum_dy, double *sum_dy_xhat)
 {
     int C = L->in_c;
     size_t hw = (size_t)L->in_h * L->in_w;
-    float mean = saved[c], invstd = saved[C + c];
-    double s = 0.0, sx = 0.0;
+    double lane_dy[BN_LANES] = { 0 }, lane_dy_xhat[BN_LANES] = { 0 };
     for (int b = 0; b < n; b++) {
-        const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
-        for (size_t i = 0; i < hw; i++) {
-            s += ds[i];
-            sx += ds[i] * ((xs[i] - mean) * invstd);
-        }
+        size_t at = ((size_t)b * C + c) * hw;
+        add_plane_grad_sums(lane_dy, lane_dy_xhat, x + at, dy + at, hw, saved[c], saved[C + c]);
     }
-    *sum_dy = s;
-    *sum_dy_xhat = sx;
+    *sum_dy = lanes_total(lane_dy);
+    *sum_dy_xhat = lanes_total(lane_dy_xhat);
 }
 
 /* dx of channel c from the sums over all count values of the batch. */
