@@ -167,7 +167,8 @@ static const float *act_at(const nr_model *m, int i, const micro_batch *mb)
 }
 
 /* Micro-batch part's sums for BatchNorm layer i: 4 * C doubles, the
- * forward's sum and squared deviation, then backward's sum dy and sum dy xhat. */
+ * forward's sum and squared deviation from the part's own mean, then
+ * backward's sum dy and sum dy xhat. */
 static double *bn_part_of(const nr_model *m, int i, int j)
 {
     return m->bn_part[i] + (size_t)j * 4 * m->layers[i].in_c;
@@ -184,6 +185,32 @@ static void bn_total(const nr_model *m, int i, int nmicro, size_t offset, int co
     }
 }
 
+/* Images in micro-batch j of a pass. */
+static int micro_images(const nr_model *m, const nr_pass *ps, int j)
+{
+    int first = j * m->micro;
+    return ps->n - first < m->micro ? ps->n - first : m->micro;
+}
+
+/* The batch's biased variance from each micro-batch's sum and squared
+ * deviation from its own mean (Chan et al.'s combination, in micro-batch
+ * order): sum over j of sqdev_j + n_j (mean_j - mean)^2, over count. */
+static void bn_batch_variance(const nr_model *m, const nr_pass *ps, int i, const double *mean, double *var)
+{
+    int C = m->layers[i].in_c;
+    size_t hw = (size_t)m->layers[i].in_h * m->layers[i].in_w, count = (size_t)ps->n * hw;
+    for (int c = 0; c < C; c++) var[c] = 0.0;
+    for (int j = 0; j < micro_count(m, ps->n); j++) {
+        const double *part = bn_part_of(m, i, j);
+        double n_j = (double)micro_images(m, ps, j) * (double)hw;
+        for (int c = 0; c < C; c++) {
+            double d = part[c] / n_j - mean[c];
+            var[c] += part[C + c] + n_j * d * d;
+        }
+    }
+    for (int c = 0; c < C; c++) var[c] /= (double)count;
+}
+
 /* The batch statistics of BatchNorm layer i into micro-batch j's saved
  * block (each micro-batch computes the same totals; only micro-batch 0
  * moves the running statistics), then its output. */
@@ -193,26 +220,25 @@ static void bn_forward_synced(nr_model *m, const nr_pass *ps, int i, const micro
     int C = L->in_c;
     size_t count = (size_t)ps->n * L->in_h * L->in_w;
     double *stats = (double *)mb->scratch; /* mean [C], var [C]: scratch is free between layers */
-    bn_total(m, i, mb->nmicro, 0, 2 * C, stats);
-    for (int c = 0; c < C; c++) {
-        stats[c] /= (double)count;
-        stats[C + c] /= (double)count;
-    }
+    bn_total(m, i, mb->nmicro, 0, C, stats);
+    for (int c = 0; c < C; c++) stats[c] /= (double)count;
+    bn_batch_variance(m, ps, i, stats, stats + C);
     int flags = mb->j == 0 ? ps->flags : ps->flags & ~NR_UPDATE_STATS;
     nr_bn_set_stats(L, count, stats, stats + C, m->buffers + m->buffer_off[i], saved_of(m, i, mb->j), flags);
     nr_bn_apply(L, mb->nb, act_at(m, i, mb), m->act[i + 1] + (size_t)mb->first * nr_model_sample_size(m, i),
                 m->params + m->param_off[i], saved_of(m, i, mb->j));
 }
 
-/* Squared deviations of micro-batch j from the batch mean of BatchNorm layer i. */
-static void bn_deviations(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
+/* Micro-batch j's sums for BatchNorm layer i, while its input is still in
+ * cache: the sum, then the squared deviation from the part's own mean. */
+static void bn_part_sums(nr_model *m, int i, const micro_batch *mb)
 {
     const nr_layer *L = &m->layers[i];
     int C = L->in_c;
-    double *mean = (double *)mb->scratch;
-    bn_total(m, i, mb->nmicro, 0, C, mean);
-    for (int c = 0; c < C; c++) mean[c] /= (double)ps->n * L->in_h * L->in_w;
-    nr_bn_sums(L, mb->nb, act_at(m, i, mb), mean, bn_part_of(m, i, mb->j) + C);
+    double *part = bn_part_of(m, i, mb->j), *mean = (double *)mb->scratch;
+    nr_bn_sums(L, mb->nb, act_at(m, i, mb), NULL, part);
+    for (int c = 0; c < C; c++) mean[c] = part[c] / ((double)mb->nb * L->in_h * L->in_w);
+    nr_bn_sums(L, mb->nb, act_at(m, i, mb), mean, part + C);
 }
 
 /* Layers [lo, hi) of micro-batch j; when hi is a BatchNorm layer that
@@ -230,7 +256,7 @@ static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const m
                             m->params + m->param_off[i], m->buffers + m->buffer_off[i], saved_of(m, i, mb->j),
                             mb->scratch, ps->flags, dropout);
     }
-    if (hi < m->nlayers) nr_bn_sums(&m->layers[hi], mb->nb, act_at(m, hi, mb), NULL, bn_part_of(m, hi, mb->j));
+    if (hi < m->nlayers) bn_part_sums(m, hi, mb);
 }
 
 /* d(loss)/d(output of layer i) of micro-batch j, and where the gradient
@@ -365,7 +391,7 @@ const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, in
     {
         int lo = 0, prepared = 0;
         /* Forward: spans between BatchNorm layers; each BatchNorm waits
-         * once for the batch sums and once for the deviations. */
+         * once, for every micro-batch's sums. */
         for (int hi = next_sync(m, ps, 0); hi < m->nlayers; lo = hi, hi = next_sync(m, ps, hi + 1)) {
 #pragma omp for schedule(dynamic, 1)
             for (int j = 0; j < nmicro; j++) {
@@ -374,11 +400,6 @@ const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, in
                 forward_span(m, ps, lo, hi, &mb);
             }
             prepared = 1;
-#pragma omp for schedule(dynamic, 1)
-            for (int j = 0; j < nmicro; j++) {
-                micro_batch mb = micro_batch_of(m, ps, j, nmicro);
-                bn_deviations(m, ps, hi, &mb);
-            }
         }
 #pragma omp for schedule(dynamic, 1)
         for (int j = 0; j < nmicro; j++) {
