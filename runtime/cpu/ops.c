@@ -620,23 +620,6 @@ SIMD_CLONES static void maxpool2_row(const float *x0, const float *x1, float *y,
     }
 }
 
-/* Its adjoint: the windows do not overlap, so each input takes its
- * window's dy or 0. (An AVX-512 version with masked stores measured no
- * faster on LeNet-5 and made CIFAR HW02's epoch 1.5x slower: the time went
- * to the layers after it.) */
-SIMD_CLONES static void maxpool2_row_backward(const float *dy, const float *arg, float *dx0, float *dx1, int ow,
-                                              int first, int W)
-{
-#pragma omp simd
-    for (int j = 0; j < ow; j++) {
-        float a = arg[j];
-        dx0[2 * j] = a == (float)(first + 2 * j) ? dy[j] : 0.0f;
-        dx0[2 * j + 1] = a == (float)(first + 2 * j + 1) ? dy[j] : 0.0f;
-        dx1[2 * j] = a == (float)(first + W + 2 * j) ? dy[j] : 0.0f;
-        dx1[2 * j + 1] = a == (float)(first + W + 2 * j + 1) ? dy[j] : 0.0f;
-    }
-}
-
 static int pool_is_2x2(const pool_geom *g) { return g->k == 2 && g->s == 2 && g->pad == 0; }
 
 static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, float *saved)
@@ -668,15 +651,6 @@ static void maxpool_backward(const nr_layer *L, int n, const float *dy, float *d
 #pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
     for (long p = 0; p < planes; p++) {
         float *d = dx + p * ip;
-        int tiles_plane = pool_is_2x2(&g) && g.H == 2 * g.OH && g.W == 2 * g.OW;
-        if (tiles_plane) {
-            for (int oh = 0; oh < g.OH; oh++) {
-                int first = 2 * oh * g.W;
-                maxpool2_row_backward(dy + p * op + (size_t)oh * g.OW, saved + p * op + (size_t)oh * g.OW, d + first,
-                                      d + first + g.W, g.OW, first, g.W);
-            }
-            continue;
-        }
         memset(d, 0, ip * sizeof *d);
         for (size_t o = 0; o < op; o++) {
             int at = (int)saved[p * op + o];
