@@ -1020,7 +1020,7 @@ static void dropout_backward(const nr_layer *L, int n, const float *dy, float *d
         memcpy(dx, dy, total * sizeof *dx);
         return;
     }
-#pragma omp parallel for simd num_threads(kernel_threads()) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(kernel_threads()) if (parallel : total >= PARALLEL_MIN)
     for (size_t i = 0; i < total; i++) dx[i] = dy[i] * saved[i];
 }
 
@@ -1050,18 +1050,18 @@ static void tanh_forward(size_t total, const float *x, float *y)
     }
 }
 
-static void elementwise_forward(const nr_layer *L, size_t total, const float *x, float *y)
+SIMD_CLONES static void elementwise_forward(const nr_layer *L, size_t total, const float *x, float *y)
 {
     float slope = L->slope;
     int threads = kernel_threads();
     switch (L->kind) {
     case NR_TANH: tanh_forward(total, x, y); break;
     case NR_RELU:
-#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(threads) if (parallel : total >= PARALLEL_MIN)
         for (size_t i = 0; i < total; i++) y[i] = nr_relu(x[i]);
         break;
     case NR_LEAKY_RELU:
-#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(threads) if (parallel : total >= PARALLEL_MIN)
         for (size_t i = 0; i < total; i++) y[i] = nr_leaky_relu(x[i], slope);
         break;
     case NR_SIGMOID:
@@ -1072,26 +1072,26 @@ static void elementwise_forward(const nr_layer *L, size_t total, const float *x,
     }
 }
 
-static void elementwise_backward(const nr_layer *L, size_t total, const float *x, const float *y, const float *dy,
-                                 float *dx)
+SIMD_CLONES static void elementwise_backward(const nr_layer *L, size_t total, const float *x, const float *y,
+                                             const float *dy, float *dx)
 {
     float slope = L->slope;
     int threads = kernel_threads();
     switch (L->kind) {
     case NR_TANH:
-#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(threads) if (parallel : total >= PARALLEL_MIN)
         for (size_t i = 0; i < total; i++) dx[i] = nr_tanh_grad(y[i], dy[i]);
         break;
     case NR_RELU:
-#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(threads) if (parallel : total >= PARALLEL_MIN)
         for (size_t i = 0; i < total; i++) dx[i] = nr_relu_grad(y[i], dy[i]);
         break;
     case NR_LEAKY_RELU:
-#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(threads) if (parallel : total >= PARALLEL_MIN)
         for (size_t i = 0; i < total; i++) dx[i] = nr_leaky_relu_grad(x[i], dy[i], slope);
         break;
     case NR_SIGMOID:
-#pragma omp parallel for simd num_threads(threads) if (total >= PARALLEL_MIN)
+#pragma omp parallel for simd num_threads(threads) if (parallel : total >= PARALLEL_MIN)
         for (size_t i = 0; i < total; i++) dx[i] = nr_sigmoid_grad(y[i], dy[i]);
         break;
     default: break;
