@@ -230,15 +230,11 @@ static void bn_forward_synced(nr_model *m, const nr_pass *ps, int i, const micro
 }
 
 /* Micro-batch j's sums for BatchNorm layer i, while its input is still in
- * cache: the sum, then the squared deviation from the part's own mean. */
+ * cache: the sum, and the squared deviation from the part's own mean. */
 static void bn_part_sums(nr_model *m, int i, const micro_batch *mb)
 {
-    const nr_layer *L = &m->layers[i];
-    int C = L->in_c;
-    double *part = bn_part_of(m, i, mb->j), *mean = (double *)mb->scratch;
-    nr_bn_sums(L, mb->nb, act_at(m, i, mb), NULL, part);
-    for (int c = 0; c < C; c++) mean[c] = part[c] / ((double)mb->nb * L->in_h * L->in_w);
-    nr_bn_sums(L, mb->nb, act_at(m, i, mb), mean, part + C);
+    double *part = bn_part_of(m, i, mb->j);
+    nr_bn_part_stats(&m->layers[i], mb->nb, act_at(m, i, mb), part, part + m->layers[i].in_c);
 }
 
 /* Layers [lo, hi) of micro-batch j; when hi is a BatchNorm layer that

@@ -884,12 +884,40 @@ static void batchnorm_forward(const nr_layer *L, int n, const float *x, float *y
     saved[2 * C] = (float)training;
 }
 
-void nr_bn_sums(const nr_layer *L, int n, const float *x, const double *mean, double *out)
+SIMD_CLONES static void add_plane_shifted(double *restrict s1, double *restrict s2, const float *restrict p, size_t hw,
+                                          double shift)
+{
+    size_t i = 0;
+    for (; i + BN_LANES <= hw; i += BN_LANES)
+        for (int k = 0; k < BN_LANES; k++) {
+            double d = p[i + k] - shift;
+            s1[k] += d;
+            s2[k] += d * d;
+        }
+    for (int k = 0; i < hw; i++, k++) {
+        double d = p[i] - shift;
+        s1[k] += d;
+        s2[k] += d * d;
+    }
+}
+
+/* One pass over the part: the sums of x - K and (x - K)^2, K the channel's
+ * first value. K is a sample of the channel, so x - K is of the order of
+ * the spread and little cancels when the squared deviation is taken from
+ * them; in double, as precise as a second pass from the mean and half the
+ * reads. */
+void nr_bn_part_stats(const nr_layer *L, int n, const float *x, double *sum, double *sqdev)
 {
     int C = L->in_c;
     size_t hw = (size_t)L->in_h * L->in_w;
-    for (int c = 0; c < C; c++)
-        out[c] = mean ? bn_channel_sqdev(x, n, c, C, hw, mean[c]) : bn_channel_sum(x, n, c, C, hw);
+    double count = (double)n * (double)hw;
+    for (int c = 0; c < C; c++) {
+        double s1[BN_LANES] = { 0 }, s2[BN_LANES] = { 0 }, shift = x[(size_t)c * hw];
+        for (int b = 0; b < n; b++) add_plane_shifted(s1, s2, x + ((size_t)b * C + c) * hw, hw, shift);
+        double d1 = lanes_total(s1), d2 = lanes_total(s2);
+        sum[c] = d1 + count * shift;
+        sqdev[c] = d2 - d1 * d1 / count > 0.0 ? d2 - d1 * d1 / count : 0.0;
+    }
 }
 
 void nr_bn_set_stats(const nr_layer *L, size_t count, const double *mean, const double *var, float *buffers,

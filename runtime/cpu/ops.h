@@ -58,9 +58,10 @@ void nr_cpu_forward_part(const nr_layer *L, int n, int first, const float *x, fl
  * (where every kernel runs single-threaded). */
 size_t nr_layer_thread_scratch_count(const nr_layer *L, int n);
 
-/* BatchNorm over a batch cut into parts. Sums of one part of n samples:
- * out[c] = sum of x over channel c, or with mean, sum of (x - mean[c])^2. */
-void nr_bn_sums(const nr_layer *L, int n, const float *x, const double *mean, double *out);
+/* BatchNorm over a batch cut into parts. Statistics of one part of n
+ * samples, per channel c: sum[c] of x, and sqdev[c], the sum of the squared
+ * deviations from the part's own mean. */
+void nr_bn_part_stats(const nr_layer *L, int n, const float *x, double *sum, double *sqdev);
 /* saved (and, with NR_UPDATE_STATS, the running statistics) from the
  * batch's mean and biased variance over count values per channel. */
 void nr_bn_set_stats(const nr_layer *L, size_t count, const double *mean, const double *var, float *buffers,
