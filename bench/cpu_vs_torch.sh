@@ -136,6 +136,11 @@ echo "peak: $cores cores ($cores_why) x 2 FMA units x $simd floats ($simd_why) x
     "= $(awk -v c="$cores" -v p="$core_peak" 'BEGIN { printf "%.1f", c * p }') GFLOP/s ($core_peak per core)"
 echo "GFLOP/s: images/s x FLOP per training image (2 x 3 x forward multiply-adds); %peak: of the peak of min(threads, $cores) cores"
 echo "$("$netc" --version 2> /dev/null | head -1), epochs $epochs, train images: ${limit/#0/all}"
+# What runs netc's layers (runtime/cpu/isa.h) and which OpenBLAS kernels its dense layers get.
+if [ "${NETC_CPU_KERNELS:-}" = generic ]; then kernels="im2col + BLAS (NETC_CPU_KERNELS=generic)"
+elif grep -qw avx512f /proc/cpuinfo; then kernels="AVX-512 direct convolutions"
+else kernels="im2col + BLAS (no AVX-512)"; fi
+echo "netc CPU kernels: $kernels; OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset (OpenBLAS picks its kernels for this CPU)}"
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows every side)"
 for i in "${!peer_names[@]}"; do
     echo "peer ${peer_names[$i]}: torch $(torch_version "${peer_pythons[$i]}") under ${peer_pythons[$i]} ($("${peer_pythons[$i]}" --version 2>&1))"
