@@ -272,14 +272,16 @@ TARGET static INLINE_TILE void dw_tile(const int ob, const int kb, int nb, const
         const float *xb = x + b * x_image, *db = dy + b * dy_image;
         for (int i = 0; i < ss->rows; i++)
             for (int j0 = 0; j0 < ss->ow; j0 += 16) {
+                int full = ss->ow - j0 >= 16; /* masked loads only where the row ends */
                 __mmask16 m = first_lanes((size_t)(ss->ow - j0));
                 const float *xr = xb + (size_t)i * ss->wp + j0, *dr = db + (size_t)i * ss->ow + j0;
                 __m512 d[DW_BLOCK_O];
 #pragma GCC unroll 6
-                for (int o = 0; o < ob; o++) d[o] = _mm512_maskz_loadu_ps(m, dr + o * P);
+                for (int o = 0; o < ob; o++)
+                    d[o] = full ? _mm512_loadu_ps(dr + o * P) : _mm512_maskz_loadu_ps(m, dr + o * P);
 #pragma GCC unroll 3
                 for (int t = 0; t < kb; t++) {
-                    __m512 v = _mm512_maskz_loadu_ps(m, xr + t * ks);
+                    __m512 v = full ? _mm512_loadu_ps(xr + t * ks) : _mm512_maskz_loadu_ps(m, xr + t * ks);
 #pragma GCC unroll 6
                     for (int o = 0; o < ob; o++) acc[o][t] = _mm512_fmadd_ps(d[o], v, acc[o][t]);
                 }
