@@ -239,11 +239,24 @@ static void bn_part_sums(nr_model *m, int i, const micro_batch *mb)
 
 /* Layers [lo, hi) of micro-batch j; when hi is a BatchNorm layer that
  * needs batch statistics, ends with this micro-batch's sums for it. */
+/* Layers i (relu) and i + 1 (max pooling) run as one pass (ops.h). */
+static int fused_pair(const nr_model *m, int i)
+{
+    return i >= 0 && i + 1 < m->nlayers && nr_cpu_relu_maxpool_fusable(&m->layers[i], &m->layers[i + 1]);
+}
+
 static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const micro_batch *mb)
 {
     for (int i = lo; i < hi; i++) {
         if (needs_sync(m, ps, i)) {
             bn_forward_synced(m, ps, i, mb);
+            continue;
+        }
+        if (i + 1 < hi && fused_pair(m, i)) { /* act[i + 1], the relu's output, is left unwritten */
+            nr_cpu_relu_maxpool_forward(&m->layers[i + 1], mb->nb, act_at(m, i, mb),
+                                        m->act[i + 2] + (size_t)mb->first * nr_model_sample_size(m, i + 1),
+                                        saved_of(m, i + 1, mb->j));
+            i++;
             continue;
         }
         nr_stream dropout = nr_stream_make(ps->seed, NR_RNG_DROPOUT, (uint32_t)i, ps->draw);
@@ -292,6 +305,19 @@ static void bn_backward_synced(nr_model *m, const nr_pass *ps, int i, const micr
                          m->params + m->param_off[i], saved_of(m, i, mb->j), sums);
 }
 
+/* Backward of the fused pair i (relu), i + 1 (max pooling): the pooling's
+ * dy and the relu's dx share a buffer (dy_at, dx_at), so dy is copied to
+ * the thread's scratch first. */
+static void fused_backward(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
+{
+    float *dx = dx_at(m, i, mb);
+    if (!dx) return;
+    size_t count = (size_t)mb->nb * nr_model_sample_size(m, i + 1);
+    memcpy(mb->scratch, dy_at(m, ps, i + 1, mb), count * sizeof(float));
+    nr_cpu_relu_maxpool_backward(&m->layers[i + 1], mb->nb, act_at(m, i + 2, mb), mb->scratch, dx,
+                                 saved_of(m, i + 1, mb->j));
+}
+
 /* Backward of layers hi-1 down to lo of micro-batch j; when lo - 1 is a
  * BatchNorm layer that needs batch sums, ends with this micro-batch's. */
 static void backward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const micro_batch *mb)
@@ -299,6 +325,11 @@ static void backward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const 
     for (int i = hi - 1; i >= lo; i--) {
         if (needs_sync(m, ps, i)) {
             bn_backward_synced(m, ps, i, mb);
+            continue;
+        }
+        if (i - 1 >= lo && fused_pair(m, i - 1)) {
+            fused_backward(m, ps, i - 1, mb);
+            i--;
             continue;
         }
         nr_cpu_backward(&m->layers[i], mb->nb, act_at(m, i, mb), act_at(m, i + 1, mb), dy_at(m, ps, i, mb),

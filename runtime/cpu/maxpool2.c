@@ -46,13 +46,19 @@ TARGET static void take(__m512 v, __m512 at, __m512 *best, __m512 *best_at)
     *best_at = _mm512_mask_mov_ps(*best_at, k, at);
 }
 
-TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W)
+TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W,
+                            int relu)
 {
     for (int j0 = 0; j0 < ow; j0 += 16) {
         int n = ow - j0 < 16 ? ow - j0 : 16;
         __m512 e0, o0, e1, o1;
         split_even_odd(x0 + 2 * j0, n, &e0, &o0);
         split_even_odd(x1 + 2 * j0, n, &e1, &o1);
+        if (relu) { /* max(x, +0) is nr_relu: a NaN or -0 gives +0 */
+            __m512 zero = _mm512_setzero_ps();
+            e0 = _mm512_max_ps(e0, zero), o0 = _mm512_max_ps(o0, zero);
+            e1 = _mm512_max_ps(e1, zero), o1 = _mm512_max_ps(o1, zero);
+        }
         window_at w = window_indices(first, j0, W);
         __m512 best = _mm512_set1_ps(-__builtin_inff()), best_at = _mm512_set1_ps(-1.0f);
         take(e0, w.a00, &best, &best_at);
@@ -65,9 +71,9 @@ TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *a
 }
 
 #else
-void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W)
+void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W, int relu)
 {
-    (void)x0, (void)x1, (void)y, (void)arg, (void)ow, (void)first, (void)W;
+    (void)x0, (void)x1, (void)y, (void)arg, (void)ow, (void)first, (void)W, (void)relu;
     abort(); /* unreachable: nr_cpu_avx512_kernels is false */
 }
 #endif

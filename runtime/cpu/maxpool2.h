@@ -9,7 +9,8 @@
 
 /* One output row from input rows x0, x1 (W floats apart): y and arg (the
  * winning index in the plane, as a float) for ow outputs; first is the
- * plane index of x0[0]. Call only where nr_cpu_avx512_kernels() (isa.h). */
-void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W);
+ * plane index of x0[0]. With relu set, of relu(x) (nr_relu's values).
+ * Call only where nr_cpu_avx512_kernels() (isa.h). */
+void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W, int relu);
 
 #endif

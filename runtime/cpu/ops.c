@@ -605,16 +605,22 @@ static void maxpool_plane(const pool_geom *g, const float *x, float *y, float *a
         best_at = nr_blend(take_, (float)(at), best_at);                                                         \
     } while (0)
 
+/* nr_relu(v) where relu is set, else v, without a branch. */
+#define RELU_IF(relu, v) nr_blend(-(int)((relu) & !((v) > 0.0f)), 0.0f, (v))
+
+/* With relu set, of relu(x): the relu layer before the pooling, fused. */
 SIMD_CLONES static void maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first,
-                                     int W)
+                                     int W, int relu)
 {
 #pragma omp simd
     for (int j = 0; j < ow; j++) {
         float best = -INFINITY, best_at = -1.0f;
-        MAXPOOL_TAKE(x0[2 * j], first + 2 * j);
-        MAXPOOL_TAKE(x0[2 * j + 1], first + 2 * j + 1);
-        MAXPOOL_TAKE(x1[2 * j], first + W + 2 * j);
-        MAXPOOL_TAKE(x1[2 * j + 1], first + W + 2 * j + 1);
+        float a = RELU_IF(relu, x0[2 * j]), b = RELU_IF(relu, x0[2 * j + 1]);
+        float c = RELU_IF(relu, x1[2 * j]), d = RELU_IF(relu, x1[2 * j + 1]);
+        MAXPOOL_TAKE(a, first + 2 * j);
+        MAXPOOL_TAKE(b, first + 2 * j + 1);
+        MAXPOOL_TAKE(c, first + W + 2 * j);
+        MAXPOOL_TAKE(d, first + W + 2 * j + 1);
         y[j] = best;
         arg[j] = best_at;
     }
@@ -622,7 +628,8 @@ SIMD_CLONES static void maxpool2_row(const float *x0, const float *x1, float *y,
 
 static int pool_is_2x2(const pool_geom *g) { return g->k == 2 && g->s == 2 && g->pad == 0; }
 
-static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, float *saved)
+/* relu set: of relu(x), for a 2x2 pooling (the fused relu -> maxpool pair). */
+static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, float *saved, int relu)
 {
     pool_geom g = pool_geom_of(L);
     long planes = (long)n * L->in_c;
@@ -638,12 +645,16 @@ static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, 
             int first = 2 * oh * g.W;
             (avx512 ? nr_maxpool2_row : maxpool2_row)(x + p * ip + first, x + p * ip + first + g.W,
                                                       y + p * op + (size_t)oh * g.OW,
-                                                      saved + p * op + (size_t)oh * g.OW, g.OW, first, g.W);
+                                                      saved + p * op + (size_t)oh * g.OW, g.OW, first, g.W, relu);
         }
     }
 }
 
-static void maxpool_backward(const nr_layer *L, int n, const float *dy, float *dx, const float *saved)
+/* y set: the fused relu -> maxpool pair's backward, y the pooled output:
+ * the window's winner takes dy where y > 0 (relu's gradient there), as
+ * the two layers' backward would give. */
+static void maxpool_backward(const nr_layer *L, int n, const float *dy, float *dx, const float *saved,
+                             const float *y)
 {
     pool_geom g = pool_geom_of(L);
     long planes = (long)n * L->in_c;
@@ -654,7 +665,7 @@ static void maxpool_backward(const nr_layer *L, int n, const float *dy, float *d
         memset(d, 0, ip * sizeof *d);
         for (size_t o = 0; o < op; o++) {
             int at = (int)saved[p * op + o];
-            if (at >= 0) d[at] += dy[p * op + o];
+            if (at >= 0) d[at] += y ? nr_relu_grad(y[p * op + o], dy[p * op + o]) : dy[p * op + o];
         }
     }
 }
@@ -1186,6 +1197,7 @@ size_t nr_layer_saved_count(const nr_layer *L, int n)
 
 size_t nr_layer_thread_scratch_count(const nr_layer *L, int n)
 {
+    if (L->kind == NR_MAXPOOL) return (size_t)n * out_size(L); /* the fused relu pair's dy (model.c) */
     if (L->kind != NR_CONV) return 0;
     conv_geom g = conv_geom_of(L);
     return conv_slot_floats(&g, conv_chunk_images(&g, n, 1));
@@ -1198,6 +1210,24 @@ size_t nr_layer_scratch_count(const nr_layer *L, int n)
     int slots = scratch_slots();
     /* One thread's chunk is the largest: the same slots serve any count. */
     return (size_t)slots * conv_slot_floats(&g, conv_chunk_images(&g, n, 1));
+}
+
+int nr_cpu_relu_maxpool_fusable(const nr_layer *relu, const nr_layer *pool)
+{
+    pool_geom g = pool_geom_of(pool);
+    return relu->kind == NR_RELU && pool->kind == NR_MAXPOOL && pool_is_2x2(&g) && g.H == 2 * g.OH &&
+           g.W == 2 * g.OW;
+}
+
+void nr_cpu_relu_maxpool_forward(const nr_layer *pool, int n, const float *x, float *y, float *saved)
+{
+    if (n > 0) maxpool_forward(pool, n, x, y, saved, 1);
+}
+
+void nr_cpu_relu_maxpool_backward(const nr_layer *pool, int n, const float *y, const float *dy, float *dx,
+                                  const float *saved)
+{
+    if (n > 0 && dx) maxpool_backward(pool, n, dy, dx, saved, y);
 }
 
 int nr_cpu_direct_conv(const nr_layer *L)
@@ -1269,7 +1299,7 @@ void nr_cpu_forward_part(const nr_layer *L, int n, int first, const float *x, fl
     switch (L->kind) {
     case NR_CONV: conv_forward(L, n, x, y, params, saved, scratch); break;
     case NR_DENSE: dense_forward(L, n, x, y, params); break;
-    case NR_MAXPOOL: maxpool_forward(L, n, x, y, saved); break;
+    case NR_MAXPOOL: maxpool_forward(L, n, x, y, saved, 0); break;
     case NR_AVGPOOL: avgpool_forward(L, n, x, y); break;
     case NR_BATCHNORM: batchnorm_forward(L, n, x, y, params, buffers, saved, flags); break;
     case NR_DROPOUT: dropout_forward(L, n, first, x, y, saved, flags, dropout); break;
@@ -1297,7 +1327,7 @@ void nr_cpu_backward(const nr_layer *L, int n, const float *x, const float *y, c
     }
     if (!dx) return; /* the remaining kinds have no parameters */
     switch (L->kind) {
-    case NR_MAXPOOL: maxpool_backward(L, n, dy, dx, saved); break;
+    case NR_MAXPOOL: maxpool_backward(L, n, dy, dx, saved, NULL); break;
     case NR_AVGPOOL: avgpool_backward(L, n, dy, dx); break;
     case NR_DROPOUT: dropout_backward(L, n, dy, dx, saved); break;
     case NR_FLATTEN: memmove(dx, dy, total * sizeof *dx); break;

@@ -31,6 +31,15 @@ size_t nr_layer_saved_count(const nr_layer *L, int n);
 /* Temporary floats forward or backward needs for a batch of n (im2col columns...). */
 size_t nr_layer_scratch_count(const nr_layer *L, int n);
 
+/* A relu layer followed by a 2x2, stride-2 max pooling of even planes runs
+ * as one pass (the relu's output is never stored): forward gives the
+ * pooling's output and saved, backward the relu's input gradient from the
+ * pooled output y and its dy. The same values as the two layers'. */
+int nr_cpu_relu_maxpool_fusable(const nr_layer *relu, const nr_layer *pool);
+void nr_cpu_relu_maxpool_forward(const nr_layer *pool, int n, const float *x, float *y, float *saved);
+void nr_cpu_relu_maxpool_backward(const nr_layer *pool, int n, const float *y, const float *dy, float *dx,
+                                  const float *saved);
+
 /* Whether this convolution runs as a direct convolution (conv_direct.h:
  * AVX-512, stride 1, NETC_CPU_KERNELS not "generic") rather than im2col + BLAS. */
 int nr_cpu_direct_conv(const nr_layer *L);

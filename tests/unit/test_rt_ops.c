@@ -953,6 +953,40 @@ static void test_maxpool2_rows(void)
     }
 }
 
+/* The fused relu -> 2x2 max pooling pair gives, bit for bit, what the two
+ * layers give one after the other: output, argmax and input gradient, on
+ * values with negatives, zeros of both signs, ties and a NaN. */
+static void test_relu_maxpool_fused(void)
+{
+    nr_stream none = nr_stream_make(0, NR_RNG_DROPOUT, 0, 0);
+    int C = 3, H = 6, W = 36, n = 2;
+    nr_layer relu = layer_of(NR_RELU, C, H, W), pool = pool_layer(NR_MAXPOOL, C, H, W, 2, 2, 0);
+    CU_ASSERT(nr_cpu_relu_maxpool_fusable(&relu, &pool));
+    nr_layer odd = pool_layer(NR_MAXPOOL, C, 7, 7, 2, 2, 0);
+    CU_ASSERT_FALSE(nr_cpu_relu_maxpool_fusable(&relu, &odd)); /* floor mode leaves a row out */
+    size_t in = (size_t)n * C * H * W, out = in / 4;
+    float *x = floats(in), *r = floats(in), *y1 = floats(out), *a1 = floats(out), *y2 = floats(out),
+          *a2 = floats(out), *dy = floats(out), *dr = floats(in), *dx1 = floats(in), *dx2 = floats(in);
+    uint32_t state = 12345; /* an LCG: values in -4 .. 2 by halves, many ties, windows all <= 0 */
+    for (size_t i = 0; i < in; i++) {
+        state = state * 1664525u + 1013904223u;
+        x[i] = (float)((int)((state >> 16) % 13) - 8) * 0.5f;
+    }
+    x[5] = -0.0f, x[40] = NAN, x[41] = 2.0f;
+    for (size_t i = 0; i < out; i++) dy[i] = (float)((int)(i % 5) - 2) + 0.25f;
+    nr_cpu_forward(&relu, n, x, r, NULL, NULL, NULL, NULL, 0, none);
+    nr_cpu_forward(&pool, n, r, y1, NULL, NULL, a1, NULL, 0, none);
+    nr_cpu_backward(&pool, n, r, y1, dy, dr, NULL, NULL, a1, NULL);
+    nr_cpu_backward(&relu, n, x, r, dr, dx1, NULL, NULL, NULL, NULL);
+    nr_cpu_relu_maxpool_forward(&pool, n, x, y2, a2);
+    nr_cpu_relu_maxpool_backward(&pool, n, y2, dy, dx2, a2);
+    CU_ASSERT(memcmp(y1, y2, out * sizeof *y1) == 0);
+    CU_ASSERT(memcmp(a1, a2, out * sizeof *a1) == 0);
+    CU_ASSERT(memcmp(dx1, dx2, in * sizeof *dx1) == 0);
+    float *all[] = { x, r, y1, a1, y2, a2, dy, dr, dx1, dx2 };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
 /* Running statistics: (1-m) running + m batch, the variance unbiased. */
 static void test_batchnorm_running_stats(void)
 {
@@ -1201,6 +1235,7 @@ int main(void)
         { "conv by hand (3x3 on 4x4, stride, reflect)", test_conv_by_hand },
         { "pooling by hand (padding, count_include_pad, ties)", test_pool_by_hand },
         { "2x2 max pooling rows: ties, NaN, -inf, partial vectors", test_maxpool2_rows },
+        { "relu -> 2x2 max pooling fused: the same bits as the two layers", test_relu_maxpool_fused },
         { "batchnorm running statistics", test_batchnorm_running_stats },
         { "dropout rate, scale, determinism", test_dropout_rate_and_scale },
         { "tanh accuracy", test_tanh_accuracy },
