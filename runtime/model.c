@@ -237,14 +237,14 @@ static void bn_part_sums(nr_model *m, int i, const micro_batch *mb)
     nr_bn_part_stats(&m->layers[i], mb->nb, act_at(m, i, mb), part, part + m->layers[i].in_c);
 }
 
-/* Layers [lo, hi) of micro-batch j; when hi is a BatchNorm layer that
- * needs batch statistics, ends with this micro-batch's sums for it. */
 /* Layers i (relu) and i + 1 (max pooling) run as one pass (ops.h). */
 static int fused_pair(const nr_model *m, int i)
 {
     return i >= 0 && i + 1 < m->nlayers && nr_cpu_relu_maxpool_fusable(&m->layers[i], &m->layers[i + 1]);
 }
 
+/* Layers [lo, hi) of micro-batch j; when hi is a BatchNorm layer that
+ * needs batch statistics, ends with this micro-batch's sums for it. */
 static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const micro_batch *mb)
 {
     for (int i = lo; i < hi; i++) {

@@ -66,7 +66,7 @@ SIMD_CLONES static void sgd_plain(float lr, float wd, float *restrict w, const f
  * Nesterov's step is d + mu * b, the plain one b: with (d_coef, b_coef) =
  * (1, mu) or (0, 1) one branch-free loop computes either exactly. */
 SIMD_CLONES static void sgd_momentum_first(float lr, float wd, float d_coef, float b_coef, float *restrict w,
-                               const float *restrict g, float *restrict buf, size_t n)
+                                           const float *restrict g, float *restrict buf, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
@@ -76,8 +76,8 @@ SIMD_CLONES static void sgd_momentum_first(float lr, float wd, float d_coef, flo
     }
 }
 
-SIMD_CLONES static void sgd_momentum(float lr, float wd, float mu, float keep, float d_coef, float b_coef, float *restrict w,
-                         const float *restrict g, float *restrict buf, size_t n)
+SIMD_CLONES static void sgd_momentum(float lr, float wd, float mu, float keep, float d_coef, float b_coef,
+                                     float *restrict w, const float *restrict g, float *restrict buf, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
@@ -106,9 +106,9 @@ static void sgd_step(const nr_optim *o, float lr, long step, float *w, const flo
 /* ---- Adam and AdamW ------------------------------------------------------- */
 
 /* wd is 0 for AdamW, whose decay was applied to w beforehand. */
-SIMD_CLONES static void adam_update(float wd, float b1, float one_minus_b1, float b2, float one_minus_b2, float neg_step_size,
-                        float bc2_sqrt, float eps, float *restrict w, const float *restrict g, float *restrict m,
-                        float *restrict v, size_t n)
+SIMD_CLONES static void adam_update(float wd, float b1, float one_minus_b1, float b2, float one_minus_b2,
+                                    float neg_step_size, float bc2_sqrt, float eps, float *restrict w,
+                                    const float *restrict g, float *restrict m, float *restrict v, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
@@ -145,7 +145,7 @@ static void adam_step(const nr_optim *o, float lr, long step, float *w, const fl
 /* ---- RMSprop -------------------------------------------------------------- */
 
 SIMD_CLONES static void rmsprop_plain(float lr, float wd, float a, float one_minus_a, float eps, float *restrict w,
-                          const float *restrict g, float *restrict v, size_t n)
+                                      const float *restrict g, float *restrict v, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
@@ -157,8 +157,8 @@ SIMD_CLONES static void rmsprop_plain(float lr, float wd, float a, float one_min
 }
 
 SIMD_CLONES static void rmsprop_momentum(float lr, float wd, float a, float one_minus_a, float eps, float mu,
-                             float *restrict w, const float *restrict g, float *restrict v, float *restrict buf,
-                             size_t n)
+                                         float *restrict w, const float *restrict g, float *restrict v,
+                                         float *restrict buf, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {
@@ -230,7 +230,7 @@ static double sam_norm(int adaptive, const float *w, const float *g, size_t n)
 
 /* e = w^2 * g * scale (adaptive: w_coef 1) or g * scale (w_coef 0): see nr_sam_ascended. */
 SIMD_CLONES static void sam_ascend(float w_coef, float scale, float *restrict w, const float *restrict g,
-                       float *restrict saved, size_t n)
+                                   float *restrict saved, size_t n)
 {
     NR_PAR_SIMD
     for (size_t i = 0; i < n; i++) {

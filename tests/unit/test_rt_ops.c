@@ -650,7 +650,8 @@ static void test_conv_direct_chosen(void)
 #else
     int avx512 = 0;
 #endif
-    printf("# direct convolutions: %s\n", avx512 && !generic ? "in use" : generic ? "off (NETC_CPU_KERNELS=generic)" : "no AVX-512");
+    printf("# direct convolutions: %s\n",
+           avx512 && !generic ? "in use" : generic ? "off (NETC_CPU_KERNELS=generic)" : "no AVX-512");
     CU_ASSERT_EQUAL(nr_cpu_direct_conv(&stride1), avx512 && !generic);
     CU_ASSERT_FALSE(nr_cpu_direct_conv(&stride2));
 }
@@ -938,11 +939,14 @@ static void test_maxpool2_rows(void)
                     int at = -1;
                     for (int i = 2 * oh; i < 2 * oh + 2; i++)
                         for (int j = 2 * ow; j < 2 * ow + 2; j++)
-                            if (plane[i * W + j] > best || isnan(plane[i * W + j])) best = plane[i * W + j], at = i * W + j;
+                            if (plane[i * W + j] > best || isnan(plane[i * W + j]))
+                                best = plane[i * W + j], at = i * W + j;
                     size_t o = ((size_t)c * OH + oh) * OW + ow;
                     int same = isnan(best) ? isnan(y[o]) : y[o] == best;
                     if (!same || arg[o] != (float)at) {
-                        if (ok) printf("# width %d: channel %d window (%d, %d): got %g at %g, want %g at %d\n", W, c, oh, ow, y[o], arg[o], best, at);
+                        if (ok)
+                            printf("# width %d: channel %d window (%d, %d): got %g at %g, want %g at %d\n", W, c,
+                                   oh, ow, y[o], arg[o], best, at);
                         ok = 0;
                     }
                 }
