@@ -592,9 +592,6 @@ static void maxpool_plane(const pool_geom *g, const float *x, float *y, float *a
         }
 }
 
-/* 2x2 windows, stride 2, no padding: one output row from input rows 2 oh
- * and 2 oh + 1, with maxpool_plane's rule (first maximum, NaN wins) written
- * without branches so that it vectorizes. first = the index of x0[0]. */
 /* One step of maxpool_plane's scan, without a branch (a float ?: is one
  * to GCC's vectorizer; nr_blend selects bits). */
 #define MAXPOOL_TAKE(v, at)                                                                                      \
@@ -608,7 +605,10 @@ static void maxpool_plane(const pool_geom *g, const float *x, float *y, float *a
 /* nr_relu(v) where relu is set, else v, without a branch. */
 #define RELU_IF(relu, v) nr_blend(-(int)((relu) & !((v) > 0.0f)), 0.0f, (v))
 
-/* With relu set, of relu(x): the relu layer before the pooling, fused. */
+/* 2x2 windows, stride 2, no padding: one output row from input rows 2 oh
+ * and 2 oh + 1, with maxpool_plane's rule (first maximum, NaN wins) written
+ * without branches so that it vectorizes; first = the index of x0[0]. With
+ * relu set, of relu(x): the relu layer before the pooling, fused. */
 SIMD_CLONES static void maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first,
                                      int W, int relu)
 {
