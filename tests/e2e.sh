@@ -108,9 +108,11 @@ else
 fi
 
 # The thread count does not change the weights, bit for bit: a variant with
-# BatchNorm (whole-batch statistics across micro-batches) and dropout, at a
-# batch that leaves a short last batch, on 1, 2 and 3 threads.
-"$netc" models/lenet5_fashion.net -D batchnorm=true -D dropout=true -o "$tmp/bn" > "$tmp/bn.out" 2>&1
+# BatchNorm (whole-batch statistics across micro-batches), relu and max
+# pooling (run as one fused pass) and dropout, at a batch that leaves a
+# short last batch, on 1, 2 and 3 threads.
+"$netc" models/lenet5_fashion.net -D batchnorm=true -D dropout=true -D act=relu -D pool=maxpool -o "$tmp/bn" \
+    > "$tmp/bn.out" 2>&1
 for t in 1 2 3; do
     "$tmp/bn" train --data "$tmp/data" --threads $t --batch 48 --epochs 2 --test-limit 100 \
         --out "$tmp/threads$t" >> "$tmp/bn.out" 2>&1 || echo "exit $? with --threads $t" >> "$tmp/bn.out"
