@@ -213,8 +213,8 @@ static void bn_batch_variance(const nr_model *m, const nr_pass *ps, int i, const
 
 /* The batch statistics of BatchNorm layer i into micro-batch j's saved
  * block (each micro-batch computes the same totals; only micro-batch 0
- * moves the running statistics), then its output. */
-static void bn_forward_synced(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
+ * moves the running statistics). */
+static void bn_synced_stats(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
 {
     const nr_layer *L = &m->layers[i];
     int C = L->in_c;
@@ -225,8 +225,14 @@ static void bn_forward_synced(nr_model *m, const nr_pass *ps, int i, const micro
     bn_batch_variance(m, ps, i, stats, stats + C);
     int flags = mb->j == 0 ? ps->flags : ps->flags & ~NR_UPDATE_STATS;
     nr_bn_set_stats(L, count, stats, stats + C, m->buffers + m->buffer_off[i], saved_of(m, i, mb->j), flags);
-    nr_bn_apply(L, mb->nb, act_at(m, i, mb), m->act[i + 1] + (size_t)mb->first * nr_model_sample_size(m, i),
-                m->params + m->param_off[i], saved_of(m, i, mb->j));
+}
+
+static void bn_forward_synced(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
+{
+    bn_synced_stats(m, ps, i, mb);
+    nr_bn_apply(&m->layers[i], mb->nb, act_at(m, i, mb),
+                m->act[i + 1] + (size_t)mb->first * nr_model_sample_size(m, i), m->params + m->param_off[i],
+                saved_of(m, i, mb->j));
 }
 
 /* Micro-batch j's sums for BatchNorm layer i, while its input is still in
@@ -248,6 +254,16 @@ static int fused_pair(const nr_model *m, int i)
 static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const micro_batch *mb)
 {
     for (int i = lo; i < hi; i++) {
+        if (needs_sync(m, ps, i) && i + 2 < hi && fused_pair(m, i + 1)) {
+            /* BatchNorm's apply joins the pair's pass: act[i + 1] and act[i + 2] are left unwritten */
+            bn_synced_stats(m, ps, i, mb);
+            nr_cpu_bn_relu_maxpool_forward(&m->layers[i], m->params + m->param_off[i], saved_of(m, i, mb->j),
+                                           &m->layers[i + 2], mb->nb, act_at(m, i, mb),
+                                           m->act[i + 3] + (size_t)mb->first * nr_model_sample_size(m, i + 2),
+                                           saved_of(m, i + 2, mb->j));
+            i += 2;
+            continue;
+        }
         if (needs_sync(m, ps, i)) {
             bn_forward_synced(m, ps, i, mb);
             continue;

@@ -46,19 +46,24 @@ TARGET static void take(__m512 v, __m512 at, __m512 *best, __m512 *best_at)
     *best_at = _mm512_mask_mov_ps(*best_at, k, at);
 }
 
+/* pre's v * scale + shift (a multiplication, then an addition: as the C,
+ * no fused multiply-add), then max(v, +0), which is nr_relu (a NaN or -0
+ * gives +0). */
+TARGET static __m512 pre_apply(__m512 v, nr_pool_pre pre)
+{
+    v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(pre.scale)), _mm512_set1_ps(pre.shift));
+    return pre.relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+}
+
 TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W,
-                            int relu)
+                            nr_pool_pre pre)
 {
     for (int j0 = 0; j0 < ow; j0 += 16) {
         int n = ow - j0 < 16 ? ow - j0 : 16;
         __m512 e0, o0, e1, o1;
         split_even_odd(x0 + 2 * j0, n, &e0, &o0);
         split_even_odd(x1 + 2 * j0, n, &e1, &o1);
-        if (relu) { /* max(x, +0) is nr_relu: a NaN or -0 gives +0 */
-            __m512 zero = _mm512_setzero_ps();
-            e0 = _mm512_max_ps(e0, zero), o0 = _mm512_max_ps(o0, zero);
-            e1 = _mm512_max_ps(e1, zero), o1 = _mm512_max_ps(o1, zero);
-        }
+        e0 = pre_apply(e0, pre), o0 = pre_apply(o0, pre), e1 = pre_apply(e1, pre), o1 = pre_apply(o1, pre);
         window_at w = window_indices(first, j0, W);
         __m512 best = _mm512_set1_ps(-__builtin_inff()), best_at = _mm512_set1_ps(-1.0f);
         take(e0, w.a00, &best, &best_at);
@@ -71,9 +76,10 @@ TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *a
 }
 
 #else
-void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W, int relu)
+void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W,
+                     nr_pool_pre pre)
 {
-    (void)x0, (void)x1, (void)y, (void)arg, (void)ow, (void)first, (void)W, (void)relu;
+    (void)x0, (void)x1, (void)y, (void)arg, (void)ow, (void)first, (void)W, (void)pre;
     abort(); /* unreachable: nr_cpu_avx512_kernels is false */
 }
 #endif

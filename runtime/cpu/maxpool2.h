@@ -7,10 +7,19 @@
 #ifndef NR_CPU_MAXPOOL2_H
 #define NR_CPU_MAXPOOL2_H
 
+/* What each input goes through before the pooling: v * scale + shift (a
+ * BatchNorm's apply; scale 1 and shift -0 leave every v as it is), then
+ * nr_relu when relu is set. The layers it stands for give the same bits. */
+typedef struct nr_pool_pre {
+    float scale, shift;
+    int relu;
+} nr_pool_pre;
+
 /* One output row from input rows x0, x1 (W floats apart): y and arg (the
- * winning index in the plane, as a float) for ow outputs; first is the
- * plane index of x0[0]. With relu set, of relu(x) (nr_relu's values).
- * Call only where nr_cpu_avx512_kernels() (isa.h). */
-void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W, int relu);
+ * winning index in the plane, as a float) for ow outputs of pre(x); first
+ * is the plane index of x0[0]. Call only where nr_cpu_avx512_kernels()
+ * (isa.h). */
+void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W,
+                     nr_pool_pre pre);
 
 #endif

@@ -602,21 +602,23 @@ static void maxpool_plane(const pool_geom *g, const float *x, float *y, float *a
         best_at = nr_blend(take_, (float)(at), best_at);                                                         \
     } while (0)
 
-/* nr_relu(v) where relu is set, else v, without a branch. */
-#define RELU_IF(relu, v) nr_blend(-(int)((relu) & !((v) > 0.0f)), 0.0f, (v))
+/* nr_pool_pre's v * scale + shift, then nr_relu when relu is set, without
+ * a branch. */
+#define PRE(pre, v) PRE_RELU((pre).relu, (v) * (pre).scale + (pre).shift)
+#define PRE_RELU(relu, v) nr_blend(-(int)((relu) & !((v) > 0.0f)), 0.0f, (v))
 
 /* 2x2 windows, stride 2, no padding: one output row from input rows 2 oh
  * and 2 oh + 1, with maxpool_plane's rule (first maximum, NaN wins) written
- * without branches so that it vectorizes; first = the index of x0[0]. With
- * relu set, of relu(x): the relu layer before the pooling, fused. */
+ * without branches so that it vectorizes; first = the index of x0[0]. Of
+ * pre(x): the BatchNorm apply and relu before the pooling, fused. */
 SIMD_CLONES static void maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first,
-                                     int W, int relu)
+                                     int W, nr_pool_pre pre)
 {
 #pragma omp simd
     for (int j = 0; j < ow; j++) {
         float best = -INFINITY, best_at = -1.0f;
-        float a = RELU_IF(relu, x0[2 * j]), b = RELU_IF(relu, x0[2 * j + 1]);
-        float c = RELU_IF(relu, x1[2 * j]), d = RELU_IF(relu, x1[2 * j + 1]);
+        float a = PRE(pre, x0[2 * j]), b = PRE(pre, x0[2 * j + 1]);
+        float c = PRE(pre, x1[2 * j]), d = PRE(pre, x1[2 * j + 1]);
         MAXPOOL_TAKE(a, first + 2 * j);
         MAXPOOL_TAKE(b, first + 2 * j + 1);
         MAXPOOL_TAKE(c, first + W + 2 * j);
@@ -628,8 +630,26 @@ SIMD_CLONES static void maxpool2_row(const float *x0, const float *x1, float *y,
 
 static int pool_is_2x2(const pool_geom *g) { return g->k == 2 && g->s == 2 && g->pad == 0; }
 
-/* relu set: of relu(x), for a 2x2 pooling (the fused relu -> maxpool pair). */
-static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, float *saved, int relu)
+/* What runs before a pooling: bn (with its params and saved statistics)
+ * when not NULL, then relu when set; both only for a 2x2 pooling (fused). */
+typedef struct pool_pre_layers {
+    const nr_layer *bn;
+    const float *bn_params, *bn_saved;
+    int relu;
+} pool_pre_layers;
+
+static void bn_scale_shift(const nr_layer *L, int c, const float *params, const float *saved, float *scale,
+                           float *shift);
+
+static nr_pool_pre pool_pre_of(const pool_pre_layers *pl, int channel)
+{
+    nr_pool_pre pre = { 1.0f, -0.0f, pl->relu }; /* v * 1 + -0 is v, -0 included */
+    if (pl->bn) bn_scale_shift(pl->bn, channel, pl->bn_params, pl->bn_saved, &pre.scale, &pre.shift);
+    return pre;
+}
+
+static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, float *saved,
+                            const pool_pre_layers *pl)
 {
     pool_geom g = pool_geom_of(L);
     long planes = (long)n * L->in_c;
@@ -641,11 +661,12 @@ static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, 
             continue;
         }
         int avx512 = nr_cpu_avx512_kernels();
+        nr_pool_pre pre = pool_pre_of(pl, (int)(p % L->in_c));
         for (int oh = 0; oh < g.OH; oh++) {
             int first = 2 * oh * g.W;
             (avx512 ? nr_maxpool2_row : maxpool2_row)(x + p * ip + first, x + p * ip + first + g.W,
                                                       y + p * op + (size_t)oh * g.OW,
-                                                      saved + p * op + (size_t)oh * g.OW, g.OW, first, g.W, relu);
+                                                      saved + p * op + (size_t)oh * g.OW, g.OW, first, g.W, pre);
         }
     }
 }
@@ -860,14 +881,23 @@ static void bn_channel_stats(const nr_layer *L, int c, size_t count, double mean
     saved[C + c] = nr_bn_invstd(var, L->eps);
 }
 
+/* Channel c's apply as y = x * scale + shift, from the saved mean and
+ * 1/std and gamma, beta. */
+static void bn_scale_shift(const nr_layer *L, int c, const float *params, const float *saved, float *scale,
+                           float *shift)
+{
+    float invstd = saved[L->in_c + c];
+    *scale = L->affine ? params[c] * invstd : invstd;
+    *shift = (L->affine ? params[L->in_c + c] : 0.0f) - saved[c] * *scale;
+}
+
 static void bn_channel_apply(const nr_layer *L, int n, int c, const float *x, float *y, const float *params,
                              const float *saved)
 {
     int C = L->in_c;
     size_t hw = (size_t)L->in_h * L->in_w;
-    float invstd = saved[C + c];
-    float scale = L->affine ? params[c] * invstd : invstd;
-    float shift = (L->affine ? params[C + c] : 0.0f) - saved[c] * scale;
+    float scale, shift;
+    bn_scale_shift(L, c, params, saved, &scale, &shift);
     for (int b = 0; b < n; b++) {
         const float *src = x + ((size_t)b * C + c) * hw;
         float *dst = y + ((size_t)b * C + c) * hw;
@@ -1221,7 +1251,15 @@ int nr_cpu_relu_maxpool_fusable(const nr_layer *relu, const nr_layer *pool)
 
 void nr_cpu_relu_maxpool_forward(const nr_layer *pool, int n, const float *x, float *y, float *saved)
 {
-    if (n > 0) maxpool_forward(pool, n, x, y, saved, 1);
+    pool_pre_layers relu = { NULL, NULL, NULL, 1 };
+    if (n > 0) maxpool_forward(pool, n, x, y, saved, &relu);
+}
+
+void nr_cpu_bn_relu_maxpool_forward(const nr_layer *bn, const float *bn_params, const float *bn_saved,
+                                    const nr_layer *pool, int n, const float *x, float *y, float *saved)
+{
+    pool_pre_layers pre = { bn, bn_params, bn_saved, 1 };
+    if (n > 0) maxpool_forward(pool, n, x, y, saved, &pre);
 }
 
 void nr_cpu_relu_maxpool_backward(const nr_layer *pool, int n, const float *y, const float *dy, float *dx,
@@ -1299,7 +1337,11 @@ void nr_cpu_forward_part(const nr_layer *L, int n, int first, const float *x, fl
     switch (L->kind) {
     case NR_CONV: conv_forward(L, n, x, y, params, saved, scratch); break;
     case NR_DENSE: dense_forward(L, n, x, y, params); break;
-    case NR_MAXPOOL: maxpool_forward(L, n, x, y, saved, 0); break;
+    case NR_MAXPOOL: {
+        pool_pre_layers none = { NULL, NULL, NULL, 0 };
+        maxpool_forward(L, n, x, y, saved, &none);
+        break;
+    }
     case NR_AVGPOOL: avgpool_forward(L, n, x, y); break;
     case NR_BATCHNORM: batchnorm_forward(L, n, x, y, params, buffers, saved, flags); break;
     case NR_DROPOUT: dropout_forward(L, n, first, x, y, saved, flags, dropout); break;

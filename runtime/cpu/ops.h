@@ -39,6 +39,12 @@ int nr_cpu_relu_maxpool_fusable(const nr_layer *relu, const nr_layer *pool);
 void nr_cpu_relu_maxpool_forward(const nr_layer *pool, int n, const float *x, float *y, float *saved);
 void nr_cpu_relu_maxpool_backward(const nr_layer *pool, int n, const float *y, const float *dy, float *dx,
                                   const float *saved);
+/* The same pair after a BatchNorm layer whose statistics are in bn_saved
+ * (nr_bn_set_stats): its apply runs in the same pass, and neither its
+ * output nor the relu's is stored (backward needs neither: BatchNorm's
+ * takes its input and the pair's dx). */
+void nr_cpu_bn_relu_maxpool_forward(const nr_layer *bn, const float *bn_params, const float *bn_saved,
+                                    const nr_layer *pool, int n, const float *x, float *y, float *saved);
 
 /* Whether this convolution runs as a direct convolution (conv_direct.h:
  * AVX-512, stride 1, NETC_CPU_KERNELS not "generic") rather than im2col + BLAS. */

@@ -957,9 +957,10 @@ static void test_maxpool2_rows(void)
     }
 }
 
-/* The fused relu -> 2x2 max pooling pair gives, bit for bit, what the two
- * layers give one after the other: output, argmax and input gradient, on
- * values with negatives, zeros of both signs, ties and a NaN. */
+/* The fused relu -> 2x2 max pooling pair (and BatchNorm -> relu -> max
+ * pooling) gives, bit for bit, what the layers give one after the other:
+ * output, argmax and input gradient, on values with negatives, zeros of
+ * both signs, ties and a NaN. */
 static void test_relu_maxpool_fused(void)
 {
     nr_stream none = nr_stream_make(0, NR_RNG_DROPOUT, 0, 0);
@@ -987,6 +988,19 @@ static void test_relu_maxpool_fused(void)
     CU_ASSERT(memcmp(y1, y2, out * sizeof *y1) == 0);
     CU_ASSERT(memcmp(a1, a2, out * sizeof *a1) == 0);
     CU_ASSERT(memcmp(dx1, dx2, in * sizeof *dx1) == 0);
+    /* With a BatchNorm apply before them (gamma, beta, mean and 1/std per
+     * channel; the training flag after them), in one pass too. */
+    nr_layer bn = bn_layer(C, H, W, 1);
+    float params[6] = { 1.1f, -0.37f, 0.77f, 0.13f, -1.3f, 0.07f }; /* products that round (no FMA) */
+    float saved[7] = { 0.31f, -0.73f, 0.11f, 2.3f, 0.57f, 1.29f, 1 };
+    float *t = floats(in);
+    nr_bn_apply(&bn, n, x, t, params, saved);
+    nr_cpu_forward(&relu, n, t, r, NULL, NULL, NULL, NULL, 0, none);
+    nr_cpu_forward(&pool, n, r, y1, NULL, NULL, a1, NULL, 0, none);
+    nr_cpu_bn_relu_maxpool_forward(&bn, params, saved, &pool, n, x, y2, a2);
+    CU_ASSERT(memcmp(y1, y2, out * sizeof *y1) == 0);
+    CU_ASSERT(memcmp(a1, a2, out * sizeof *a1) == 0);
+    free(t);
     float *all[] = { x, r, y1, a1, y2, a2, dy, dr, dx1, dx2 };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
@@ -1239,7 +1253,7 @@ int main(void)
         { "conv by hand (3x3 on 4x4, stride, reflect)", test_conv_by_hand },
         { "pooling by hand (padding, count_include_pad, ties)", test_pool_by_hand },
         { "2x2 max pooling rows: ties, NaN, -inf, partial vectors", test_maxpool2_rows },
-        { "relu -> 2x2 max pooling fused: the same bits as the two layers", test_relu_maxpool_fused },
+        { "(BatchNorm ->) relu -> 2x2 max pooling fused: the same bits as the layers", test_relu_maxpool_fused },
         { "batchnorm running statistics", test_batchnorm_running_stats },
         { "dropout rate, scale, determinism", test_dropout_rate_and_scale },
         { "tanh accuracy", test_tanh_accuracy },
