@@ -161,10 +161,13 @@ static int needs_sync(const nr_model *m, const nr_pass *ps, int i)
 
 static float *saved_of(const nr_model *m, int i, int j) { return m->saved[i] + (size_t)j * m->saved_each[i]; }
 
-static const float *act_at(const nr_model *m, int i, const micro_batch *mb)
+/* Where layer i writes micro-batch j's output (i = -1: the input). */
+static float *act_out(const nr_model *m, int i, const micro_batch *mb)
 {
-    return m->act[i] + (size_t)mb->first * nr_model_sample_size(m, i - 1);
+    return m->act[i + 1] + (size_t)mb->first * nr_model_sample_size(m, i);
 }
+
+static const float *act_at(const nr_model *m, int i, const micro_batch *mb) { return act_out(m, i - 1, mb); }
 
 /* Micro-batch part's sums for BatchNorm layer i: 4 * C doubles, the
  * forward's sum and squared deviation from the part's own mean, then
@@ -230,8 +233,7 @@ static void bn_synced_stats(nr_model *m, const nr_pass *ps, int i, const micro_b
 static void bn_forward_synced(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
 {
     bn_synced_stats(m, ps, i, mb);
-    nr_bn_apply(&m->layers[i], mb->nb, act_at(m, i, mb),
-                m->act[i + 1] + (size_t)mb->first * nr_model_sample_size(m, i), m->params + m->param_off[i],
+    nr_bn_apply(&m->layers[i], mb->nb, act_at(m, i, mb), act_out(m, i, mb), m->params + m->param_off[i],
                 saved_of(m, i, mb->j));
 }
 
@@ -258,8 +260,7 @@ static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const m
             /* BatchNorm's apply joins the pair's pass: act[i + 1] and act[i + 2] are left unwritten */
             bn_synced_stats(m, ps, i, mb);
             nr_cpu_bn_relu_maxpool_forward(&m->layers[i], m->params + m->param_off[i], saved_of(m, i, mb->j),
-                                           &m->layers[i + 2], mb->nb, act_at(m, i, mb),
-                                           m->act[i + 3] + (size_t)mb->first * nr_model_sample_size(m, i + 2),
+                                           &m->layers[i + 2], mb->nb, act_at(m, i, mb), act_out(m, i + 2, mb),
                                            saved_of(m, i + 2, mb->j));
             i += 2;
             continue;
@@ -269,15 +270,13 @@ static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const m
             continue;
         }
         if (i + 1 < hi && fused_pair(m, i)) { /* act[i + 1], the relu's output, is left unwritten */
-            nr_cpu_relu_maxpool_forward(&m->layers[i + 1], mb->nb, act_at(m, i, mb),
-                                        m->act[i + 2] + (size_t)mb->first * nr_model_sample_size(m, i + 1),
+            nr_cpu_relu_maxpool_forward(&m->layers[i + 1], mb->nb, act_at(m, i, mb), act_out(m, i + 1, mb),
                                         saved_of(m, i + 1, mb->j));
             i++;
             continue;
         }
         nr_stream dropout = nr_stream_make(ps->seed, NR_RNG_DROPOUT, (uint32_t)i, ps->draw);
-        nr_cpu_forward_part(&m->layers[i], mb->nb, mb->first, act_at(m, i, mb),
-                            m->act[i + 1] + (size_t)mb->first * nr_model_sample_size(m, i),
+        nr_cpu_forward_part(&m->layers[i], mb->nb, mb->first, act_at(m, i, mb), act_out(m, i, mb),
                             m->params + m->param_off[i], m->buffers + m->buffer_off[i], saved_of(m, i, mb->j),
                             mb->scratch, ps->flags, dropout);
     }

@@ -117,7 +117,7 @@ TARGET static void expand_columns(const float *xp, int C, int hp, int wp, int k,
                 const float *src = xp + ((size_t)c * hp + r) * wp + kw;
                 float *dst = xs + (((size_t)c * k + kw) * hp + r) * ow;
                 for (int j0 = 0; j0 < ow; j0 += 16) {
-                    __mmask16 m = (__mmask16)(ow - j0 >= 16 ? 0xffff : (1u << (ow - j0)) - 1);
+                    __mmask16 m = nr_first_lanes(ow - j0);
                     _mm512_mask_storeu_ps(dst + j0, m, _mm512_maskz_loadu_ps(m, src + j0));
                 }
             }
@@ -156,8 +156,6 @@ static strips row_strips(int rows, int ow, int wp, int rows_lo, int rows_hi)
     return ss;
 }
 
-static __mmask16 first_lanes(size_t len) { return (__mmask16)(len >= 16 ? 0xffff : (1u << len) - 1); }
-
 static strip strip_at(const strips *ss, int s)
 {
     strip st;
@@ -165,7 +163,7 @@ static strip strip_at(const strips *ss, int s)
     st.row = s / ss->per_row;
     st.in = (size_t)st.row * ss->wp + j0;
     st.out = (size_t)st.row * ss->ow + j0;
-    st.mask = first_lanes((size_t)(ss->ow - j0));
+    st.mask = nr_first_lanes(ss->ow - j0);
     return st;
 }
 
@@ -273,7 +271,7 @@ TARGET static INLINE_TILE void dw_tile(const int ob, const int kb, int nb, const
         for (int i = 0; i < ss->rows; i++)
             for (int j0 = 0; j0 < ss->ow; j0 += 16) {
                 int full = ss->ow - j0 >= 16; /* masked loads only where the row ends */
-                __mmask16 m = first_lanes((size_t)(ss->ow - j0));
+                __mmask16 m = nr_first_lanes(ss->ow - j0);
                 const float *xr = xb + (size_t)i * ss->wp + j0, *dr = db + (size_t)i * ss->ow + j0;
                 __m512 d[DW_BLOCK_O];
 #pragma GCC unroll 6

@@ -8,6 +8,16 @@
 #define NR_CPU_ISA_H
 int nr_cpu_avx512_kernels(void);
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The mask of the first n of a vector's 16 float lanes (none for n <= 0,
+ * all for n >= 16): the lanes a row's last, partial vector covers. */
+static inline __mmask16 nr_first_lanes(long long n)
+{
+    return (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1);
+}
+#endif
+
 /* SIMD_CLONES: the library is built for the baseline ISA (SSE2 on x86-64);
  * on GCC, AVX2 and AVX-512 versions of the element-wise loops it marks are
  * picked at load time when the CPU has them. The loops' results do not

@@ -1,12 +1,11 @@
 #include "maxpool2.h"
+#include "isa.h"
 #include <stdlib.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
 #define TARGET __attribute__((target("avx512f")))
-
-static __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1); }
 
 /* Indices of the window's four inputs for 16 outputs from j0 on. */
 typedef struct window_at {
@@ -32,8 +31,8 @@ TARGET static void split_even_odd(const float *x, int n, __m512 *even, __m512 *o
 {
     const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    __m512 lo = _mm512_maskz_loadu_ps(first_lanes(2 * n), x);
-    __m512 hi = n > 8 ? _mm512_maskz_loadu_ps(first_lanes(2 * n - 16), x + 16) : _mm512_setzero_ps();
+    __m512 lo = _mm512_maskz_loadu_ps(nr_first_lanes(2 * n), x);
+    __m512 hi = n > 8 ? _mm512_maskz_loadu_ps(nr_first_lanes(2 * n - 16), x + 16) : _mm512_setzero_ps();
     *even = _mm512_permutex2var_ps(lo, evens, hi);
     *odd = _mm512_permutex2var_ps(lo, odds, hi);
 }
@@ -70,8 +69,8 @@ TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *a
         take(o0, w.a01, &best, &best_at);
         take(e1, w.a10, &best, &best_at);
         take(o1, w.a11, &best, &best_at);
-        _mm512_mask_storeu_ps(y + j0, first_lanes(n), best);
-        _mm512_mask_storeu_ps(arg + j0, first_lanes(n), best_at);
+        _mm512_mask_storeu_ps(y + j0, nr_first_lanes(n), best);
+        _mm512_mask_storeu_ps(arg + j0, nr_first_lanes(n), best_at);
     }
 }
 

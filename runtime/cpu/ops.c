@@ -654,13 +654,13 @@ static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, 
     pool_geom g = pool_geom_of(L);
     long planes = (long)n * L->in_c;
     size_t ip = (size_t)g.H * g.W, op = (size_t)g.OH * g.OW;
+    int avx512 = nr_cpu_avx512_kernels();
 #pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
     for (long p = 0; p < planes; p++) {
         if (!pool_is_2x2(&g)) {
             maxpool_plane(&g, x + p * ip, y + p * op, saved + p * op);
             continue;
         }
-        int avx512 = nr_cpu_avx512_kernels();
         nr_pool_pre pre = pool_pre_of(pl, (int)(p % L->in_c));
         for (int oh = 0; oh < g.OH; oh++) {
             int first = 2 * oh * g.W;
