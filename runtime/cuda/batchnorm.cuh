@@ -4,40 +4,16 @@
  * saved: mean [C], 1/sqrt(var + eps) [C], then 1 (batch statistics) or 0
  * (running statistics): the CPU backend's layout. */
 
-/* One block per channel: batch statistics in double (two passes, as the CPU
- * does), the running-statistics update, and saved. Without `training` the
- * running statistics are used instead. */
+/* One block per channel (bn_channel_stats, common.cuh), then saved's
+ * training flag. */
 extern "C" __global__ void nr_bn_stats(const float *x, float *saved, float *running_mean, float *running_var, int n,
                                        int C, i64 hw, float eps, float momentum, int training, int update)
 {
     __shared__ double shared[NR_CUDA_BLOCK];
     i64 count = (i64)n * hw;
-    for (int c = blockIdx.x; c < C; c += gridDim.x) {
-        double mean, var;
-        if (training) {
-            double sum = 0.0;
-            for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) sum += x[(e / hw * C + c) * hw + e % hw];
-            mean = block_sum(sum, shared) / (double)count;
-            double sq = 0.0;
-            for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
-                double d = x[(e / hw * C + c) * hw + e % hw] - mean;
-                sq += d * d;
-            }
-            var = block_sum(sq, shared) / (double)count;
-            if (update && threadIdx.x == 0) {
-                double m = momentum;
-                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
-                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, count));
-            }
-        } else {
-            mean = running_mean[c];
-            var = running_var[c];
-        }
-        if (threadIdx.x == 0) {
-            saved[c] = (float)mean;
-            saved[C + c] = nr_bn_invstd(var, eps);
-        }
-    }
+    for (int c = blockIdx.x; c < C; c += gridDim.x)
+        bn_channel_stats<i64>(x, c, C, hw, count, eps, momentum, training, update, saved, running_mean, running_var,
+                              shared);
     if (blockIdx.x == 0 && threadIdx.x == 0) saved[2 * C] = (float)training;
 }
 

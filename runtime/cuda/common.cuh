@@ -31,4 +31,40 @@ __device__ __forceinline__ double block_sum(double v, double *shared)
     return total;
 }
 
+/* ---- BatchNorm's statistics (nr_bn_stats, and bn_stats of fused.cuh) ---------
+ * Channel c of x [n, C, hw] in one block: batch statistics in double (two
+ * passes, as the CPU does) and the running statistics' update when asked,
+ * or the running statistics without training; mean and 1/std into saved.
+ * Index is the element counter's type: the fused kernels count in int (an
+ * i64 division there takes the registers their launch bound leaves). */
+template <class Index>
+__device__ __forceinline__ void bn_channel_stats(const float *x, int c, int C, Index hw, i64 count, float eps,
+                                                 float momentum, int training, int update, float *saved,
+                                                 float *running_mean, float *running_var, double *shared)
+{
+    double mean, var;
+    if (training) {
+        double sum = 0.0;
+        for (Index e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) sum += x[((i64)(e / hw) * C + c) * hw + e % hw];
+        mean = block_sum(sum, shared) / (double)count;
+        double sq = 0.0;
+        for (Index e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
+            double d = x[((i64)(e / hw) * C + c) * hw + e % hw] - mean;
+            sq += d * d;
+        }
+        var = block_sum(sq, shared) / (double)count;
+        if (update && threadIdx.x == 0) {
+            double m = momentum;
+            running_mean[c] = nr_bn_running(running_mean[c], m, mean);
+            running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, count));
+        }
+    } else {
+        mean = running_mean[c];
+        var = running_var[c];
+    }
+    if (threadIdx.x == 0) {
+        saved[c] = (float)mean;
+        saved[C + c] = nr_bn_invstd(var, eps);
+    }
+}
 #endif

@@ -241,41 +241,16 @@ template <class G> __device__ void chain_backward(const chain_grad_args &a)
 
 /* ---- BatchNorm in training: statistics, then the normalize in chain_forward ----- */
 
-/* One block per channel: batch statistics in double (two passes, as the CPU
- * does), the running statistics' update when asked, mean and 1/std in saved.
- * Without training the running statistics are used (evaluation). */
+/* One block per channel (bn_channel_stats, common.cuh). */
 template <class G> __device__ void bn_stats(const float *x, float *saved, float *running_mean, float *running_var,
                                             int n, int training, int update)
 {
     constexpr int PLANE = G::OH * G::OW;
     __shared__ double shared[NR_CUDA_BLOCK];
     i64 count = (i64)n * PLANE;
-    for (int c = blockIdx.x; c < G::O; c += gridDim.x) {
-        double mean, var;
-        if (training) {
-            double sum = 0.0;
-            for (int e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) sum += x[((i64)(e / PLANE) * G::O + c) * PLANE + e % PLANE];
-            mean = block_sum(sum, shared) / (double)count;
-            double sq = 0.0;
-            for (int e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
-                double d = x[((i64)(e / PLANE) * G::O + c) * PLANE + e % PLANE] - mean;
-                sq += d * d;
-            }
-            var = block_sum(sq, shared) / (double)count;
-            if (update && threadIdx.x == 0) {
-                double m = G::BN_MOMENTUM;
-                running_mean[c] = nr_bn_running(running_mean[c], m, mean);
-                running_var[c] = nr_bn_running(running_var[c], m, nr_bn_unbiased(var, count));
-            }
-        } else {
-            mean = running_mean[c];
-            var = running_var[c];
-        }
-        if (threadIdx.x == 0) {
-            saved[c] = (float)mean;
-            saved[G::O + c] = nr_bn_invstd(var, G::BN_EPS);
-        }
-    }
+    for (int c = blockIdx.x; c < G::O; c += gridDim.x)
+        bn_channel_stats<int>(x, c, G::O, PLANE, count, G::BN_EPS, G::BN_MOMENTUM, training, update, saved,
+                              running_mean, running_var, shared);
 }
 
 /* One block per channel: sum(dy) and sum(dy * xhat) in double; the affine
