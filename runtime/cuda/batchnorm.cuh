@@ -31,7 +31,7 @@ extern "C" __global__ void nr_bn_normalize(const float *x, float *y, const float
     }
 }
 
-/* One block per channel: sum(dy) and sum(dy * xhat) in double; the affine
+/* One block per channel (bn_channel_grad_sums, common.cuh): the affine
  * gradients (dparams: dgamma [C], dbeta [C], or NULL) and, in coef, the two
  * means dx needs (zero when running statistics were used). */
 extern "C" __global__ void nr_bn_backward_reduce(const float *x, const float *dy, const float *saved, float *dparams,
@@ -41,16 +41,8 @@ extern "C" __global__ void nr_bn_backward_reduce(const float *x, const float *dy
     i64 count = (i64)n * hw;
     int training = saved[2 * C] != 0.0f;
     for (int c = blockIdx.x; c < C; c += gridDim.x) {
-        float mean = saved[c], invstd = saved[C + c];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
-            i64 at = (e / hw * C + c) * hw + e % hw;
-            float d = dy[at];
-            sum_dy += d;
-            sum_dy_xhat += d * ((x[at] - mean) * invstd);
-        }
-        sum_dy = block_sum(sum_dy, shared);
-        sum_dy_xhat = block_sum(sum_dy_xhat, shared);
+        double sum_dy, sum_dy_xhat;
+        bn_channel_grad_sums(x, dy, saved, c, C, hw, count, shared, &sum_dy, &sum_dy_xhat);
         if (threadIdx.x == 0) {
             if (dparams) {
                 dparams[c] = (float)sum_dy_xhat;

@@ -67,4 +67,22 @@ __device__ __forceinline__ void bn_channel_stats(const float *x, int c, int C, I
         saved[C + c] = nr_bn_invstd(var, eps);
     }
 }
+
+/* sum(dy) and sum(dy * xhat) of channel c of [n, C, hw] (count = n hw
+ * values) in one block, in double, with the mean and 1/std in saved. */
+__device__ __forceinline__ void bn_channel_grad_sums(const float *x, const float *dy, const float *saved, int c,
+                                                     int C, i64 hw, i64 count, double *shared, double *sum_dy,
+                                                     double *sum_dy_xhat)
+{
+    float mean = saved[c], invstd = saved[C + c];
+    double s = 0.0, sx = 0.0;
+    for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
+        i64 at = (e / hw * C + c) * hw + e % hw;
+        float d = dy[at];
+        s += d;
+        sx += d * ((x[at] - mean) * invstd);
+    }
+    *sum_dy = block_sum(s, shared);
+    *sum_dy_xhat = block_sum(sx, shared);
+}
 #endif

@@ -253,7 +253,7 @@ template <class G> __device__ void bn_stats(const float *x, float *saved, float 
                               running_mean, running_var, shared);
 }
 
-/* One block per channel: sum(dy) and sum(dy * xhat) in double; the affine
+/* One block per channel (bn_channel_grad_sums, common.cuh): the affine
  * gradients (dparams: dgamma [O], dbeta [O], or NULL) and the two means dx needs. */
 template <class G> __device__ void bn_reduce(const float *x, const float *dy, const float *saved, float *dparams,
                                              float *coef, int n)
@@ -262,16 +262,8 @@ template <class G> __device__ void bn_reduce(const float *x, const float *dy, co
     __shared__ double shared[NR_CUDA_BLOCK];
     i64 count = (i64)n * PLANE;
     for (int c = blockIdx.x; c < G::O; c += gridDim.x) {
-        float mean = saved[c], invstd = saved[G::O + c];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (i64 e = threadIdx.x; e < count; e += NR_CUDA_BLOCK) {
-            i64 at = (e / PLANE * G::O + c) * PLANE + e % PLANE;
-            float d = dy[at];
-            sum_dy += d;
-            sum_dy_xhat += d * ((x[at] - mean) * invstd);
-        }
-        sum_dy = block_sum(sum_dy, shared);
-        sum_dy_xhat = block_sum(sum_dy_xhat, shared);
+        double sum_dy, sum_dy_xhat;
+        bn_channel_grad_sums(x, dy, saved, c, G::O, PLANE, count, shared, &sum_dy, &sum_dy_xhat);
         if (threadIdx.x == 0) {
             if (dparams) {
                 dparams[c] = (float)sum_dy_xhat;
