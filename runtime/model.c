@@ -43,6 +43,10 @@ static int micro_count(const nr_model *m, int n) { return (n + m->micro - 1) / m
 
 static int batchnorm_channels(const nr_layer *L) { return L->kind == NR_BATCHNORM ? L->in_c : 0; }
 
+/* Where a BatchNorm layer's fused backward scratch starts in the thread's
+ * scratch: after its 4 * C doubles of totals. */
+static size_t bn_fused_at(const nr_layer *L) { return (8 * (size_t)L->in_c + 15) & ~(size_t)15; }
+
 /* Per-layer blocks: saved floats per micro-batch, BatchNorm partial sums. */
 static int alloc_layer_blocks(nr_model *m, int nmicro)
 {
@@ -83,8 +87,9 @@ int nr_model_init(nr_model *m, const nr_program *p, int max_batch, nr_error *err
         m->buffer_off[i + 1] = m->buffer_off[i] + nr_layer_buffer_count(L);
         if (layer_out_size(L) > widest) widest = layer_out_size(L);
         size_t s = nr_layer_thread_scratch_count(L, m->micro);
-        /* BatchNorm's totals take 4 * C doubles of the thread's scratch */
-        if (8 * (size_t)batchnorm_channels(L) > s) s = 8 * (size_t)batchnorm_channels(L);
+        /* BatchNorm's totals take 4 * C doubles of the thread's scratch, then its fused backward's */
+        if (batchnorm_channels(L) && bn_fused_at(L) + nr_bn_fused_scratch(L) > s)
+            s = bn_fused_at(L) + nr_bn_fused_scratch(L);
         if (s > m->scratch_each) m->scratch_each = s;
     }
     m->scratch_each = (m->scratch_each + 15) & ~(size_t)15;
@@ -251,13 +256,21 @@ static int fused_pair(const nr_model *m, int i)
     return i >= 0 && i + 1 < m->nlayers && nr_cpu_relu_maxpool_fusable(&m->layers[i], &m->layers[i + 1]);
 }
 
+/* BatchNorm layer i, in training, and the relu -> max pooling pair after
+ * it run as one pass forward (neither's output is stored); backward,
+ * BatchNorm's runs from the pooling's dy and the pair's own is left out
+ * (the relu's dx is never stored either). */
+static int fused_triple(const nr_model *m, const nr_pass *ps, int i)
+{
+    return i >= 0 && needs_sync(m, ps, i) && fused_pair(m, i + 1);
+}
+
 /* Layers [lo, hi) of micro-batch j; when hi is a BatchNorm layer that
  * needs batch statistics, ends with this micro-batch's sums for it. */
 static void forward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const micro_batch *mb)
 {
     for (int i = lo; i < hi; i++) {
-        if (needs_sync(m, ps, i) && i + 2 < hi && fused_pair(m, i + 1)) {
-            /* BatchNorm's apply joins the pair's pass: act[i + 1] and act[i + 2] are left unwritten */
+        if (fused_triple(m, ps, i)) { /* act[i + 1] and act[i + 2] are left unwritten */
             bn_synced_stats(m, ps, i, mb);
             nr_cpu_bn_relu_maxpool_forward(&m->layers[i], m->params + m->param_off[i], saved_of(m, i, mb->j),
                                            &m->layers[i + 2], mb->nb, act_at(m, i, mb), act_out(m, i + 2, mb),
@@ -301,6 +314,15 @@ static float *dx_at(const nr_model *m, int i, const micro_batch *mb)
 /* Backward of BatchNorm layer i for micro-batch j from the whole batch's
  * sums; the parameter gradients (whole-batch sums already) go to
  * micro-batch 0, zeros to the others, so the step's sum is exact. */
+static const float *dy_at(const nr_model *m, const nr_pass *ps, int i, const micro_batch *mb);
+
+/* The pooling's output, dy and argmax of the triple at BatchNorm layer i. */
+static nr_pooled_grad pooled_grad_of(const nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
+{
+    nr_pooled_grad g = { act_out(m, i + 2, mb), dy_at(m, ps, i + 2, mb), saved_of(m, i + 2, mb->j) };
+    return g;
+}
+
 static void bn_backward_synced(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
 {
     const nr_layer *L = &m->layers[i];
@@ -315,9 +337,16 @@ static void bn_backward_synced(nr_model *m, const nr_pass *ps, int i, const micr
         }
     }
     float *dx = dx_at(m, i, mb);
-    if (dx)
-        nr_bn_grad_apply(L, mb->nb, (size_t)ps->n * L->in_h * L->in_w, act_at(m, i, mb), dy_at(m, ps, i, mb), dx,
-                         m->params + m->param_off[i], saved_of(m, i, mb->j), sums);
+    size_t count = (size_t)ps->n * L->in_h * L->in_w;
+    if (dx && fused_triple(m, ps, i)) {
+        nr_pooled_grad g = pooled_grad_of(m, ps, i, mb);
+        nr_bn_fused_grad_apply(L, &m->layers[i + 2], mb->nb, count, act_at(m, i, mb), &g, dx,
+                               m->params + m->param_off[i], saved_of(m, i, mb->j), sums,
+                               mb->scratch + bn_fused_at(L));
+    } else if (dx) {
+        nr_bn_grad_apply(L, mb->nb, count, act_at(m, i, mb), dy_at(m, ps, i, mb), dx, m->params + m->param_off[i],
+                         saved_of(m, i, mb->j), sums);
+    }
 }
 
 /* Backward of the fused pair i (relu), i + 1 (max pooling): the pooling's
@@ -343,7 +372,7 @@ static void backward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const 
             continue;
         }
         if (i - 1 >= lo && fused_pair(m, i - 1)) {
-            fused_backward(m, ps, i - 1, mb);
+            if (!fused_triple(m, ps, i - 2)) fused_backward(m, ps, i - 1, mb);
             i--;
             continue;
         }
@@ -352,9 +381,16 @@ static void backward_span(nr_model *m, const nr_pass *ps, int lo, int hi, const 
                         saved_of(m, i, mb->j), mb->scratch);
     }
     int b = lo - 1;
-    if (b >= 0)
-        nr_bn_grad_sums(&m->layers[b], mb->nb, act_at(m, b, mb), dy_at(m, ps, b, mb), saved_of(m, b, mb->j),
-                        bn_part_of(m, b, mb->j) + 2 * (size_t)m->layers[b].in_c);
+    if (b < 0) return;
+    const nr_layer *L = &m->layers[b];
+    double *sums = bn_part_of(m, b, mb->j) + 2 * (size_t)L->in_c;
+    if (fused_triple(m, ps, b)) {
+        nr_pooled_grad g = pooled_grad_of(m, ps, b, mb);
+        nr_bn_fused_grad_sums(L, &m->layers[b + 2], mb->nb, act_at(m, b, mb), &g, saved_of(m, b, mb->j), sums,
+                              mb->scratch + bn_fused_at(L));
+    } else {
+        nr_bn_grad_sums(L, mb->nb, act_at(m, b, mb), dy_at(m, ps, b, mb), saved_of(m, b, mb->j), sums);
+    }
 }
 
 static micro_batch micro_batch_of(const nr_model *m, const nr_pass *ps, int j, int nmicro)

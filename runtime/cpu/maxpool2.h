@@ -1,5 +1,5 @@
 /* 2x2 max pooling with stride 2 (every pooling layer of the workloads'
- * CIFAR and LeNet models), forward, as an AVX-512 kernel: one output row,
+ * CIFAR and LeNet models), forward, and backward as AVX-512 kernels: one output row,
  * rows of any width in masked vectors of 16. The compiler's vectorized C
  * (ops.c) runs short rows (LeNet-5's 14, CIFAR's 8) in its scalar
  * remainder loop; these do not. Same rule as the C: the first maximum of
@@ -21,5 +21,11 @@ typedef struct nr_pool_pre {
  * (isa.h). */
 void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *arg, int ow, int first, int W,
                      nr_pool_pre pre);
+
+/* Its backward: input rows d0 and d1 (2 ow floats each) written whole,
+ * zeros except dy (+0 for -0) at each window's winner arg; with relu, the
+ * fused relu's gradient too (nr_relu_grad of the pooled output y). */
+void nr_maxpool2_route_row(const float *dy, const float *arg, const float *y, int relu, int ow, int first, int W,
+                           float *d0, float *d1);
 
 #endif

@@ -671,6 +671,47 @@ static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, 
     }
 }
 
+/* v where the window's winner `at` is `here`, else 0, without a branch. */
+#define ROUTED(at, here, v) nr_blend(-(int)((at) == (here)), (v), 0.0f)
+
+/* 2x2 windows that tile the plane: input rows 2 oh (d0) and 2 oh + 1 (d1)
+ * written whole from output row oh, first = the index of d0[0]. v + 0
+ * is what a zeroed plane plus v holds (-0 becomes +0). */
+SIMD_CLONES static void route2_row(const float *restrict dy, const float *restrict arg, const float *restrict y,
+                                   int relu, int ow, int first, int W, float *restrict d0, float *restrict d1)
+{
+#pragma omp simd
+    for (int j = 0; j < ow; j++) {
+        float v = nr_blend(-(int)(relu != 0), nr_relu_grad(y[j], dy[j]), dy[j]) + 0.0f;
+        float at = arg[j], a = (float)(first + 2 * j);
+        d0[2 * j] = ROUTED(at, a, v);
+        d0[2 * j + 1] = ROUTED(at, a + 1.0f, v);
+        d1[2 * j] = ROUTED(at, a + (float)W, v);
+        d1[2 * j + 1] = ROUTED(at, a + (float)W + 1.0f, v);
+    }
+}
+
+/* One plane of maxpool_backward: d (the input plane) gets zeros, and each
+ * window's winner (saved) its dy; with y, the fused relu's gradient. */
+static void route_plane(const pool_geom *g, const float *dy, const float *saved, const float *y, float *d)
+{
+    size_t op = (size_t)g->OH * g->OW;
+    if (pool_is_2x2(g) && g->H == 2 * g->OH && g->W == 2 * g->OW) {
+        for (int oh = 0; oh < g->OH; oh++) {
+            size_t o = (size_t)oh * g->OW;
+            int first = 2 * oh * g->W;
+            (nr_cpu_avx512_kernels() ? nr_maxpool2_route_row : route2_row)(
+                dy + o, saved + o, y ? y + o : dy + o, y != NULL, g->OW, first, g->W, d + first, d + first + g->W);
+        }
+        return;
+    }
+    memset(d, 0, (size_t)g->H * g->W * sizeof *d);
+    for (size_t o = 0; o < op; o++) {
+        int at = (int)saved[o];
+        if (at >= 0) d[at] += y ? nr_relu_grad(y[o], dy[o]) : dy[o];
+    }
+}
+
 /* y set: the fused relu -> maxpool pair's backward, y the pooled output:
  * the window's winner takes dy where y > 0 (relu's gradient there), as
  * the two layers' backward would give. */
@@ -681,14 +722,7 @@ static void maxpool_backward(const nr_layer *L, int n, const float *dy, float *d
     long planes = (long)n * L->in_c;
     size_t ip = (size_t)g.H * g.W, op = (size_t)g.OH * g.OW;
 #pragma omp parallel for num_threads(kernel_threads()) if (planes * ip >= PARALLEL_MIN)
-    for (long p = 0; p < planes; p++) {
-        float *d = dx + p * ip;
-        memset(d, 0, ip * sizeof *d);
-        for (size_t o = 0; o < op; o++) {
-            int at = (int)saved[p * op + o];
-            if (at >= 0) d[at] += y ? nr_relu_grad(y[p * op + o], dy[p * op + o]) : dy[p * op + o];
-        }
-    }
+    for (long p = 0; p < planes; p++) route_plane(&g, dy + p * op, saved + p * op, y ? y + p * op : NULL, dx + p * ip);
 }
 
 /* count_include_pad: the divisor counts padding but not the part of a
@@ -1004,6 +1038,37 @@ static void bn_channel_grad_sums(const nr_layer *L, int n, int c, const float *x
     *sum_dy_xhat = lanes_total(lane_dy_xhat);
 }
 
+/* What BatchNorm's backward applies to channel c: dx = k (dy - mean_dy -
+ * xhat mean_dy_xhat), xhat = (x - mean) invstd. */
+typedef struct bn_grad_coef {
+    float mean, invstd, k, mean_dy, mean_dy_xhat;
+} bn_grad_coef;
+
+/* From the sums over all count values of the batch. */
+static bn_grad_coef bn_grad_coef_of(const nr_layer *L, int c, size_t count, const float *params, const float *saved,
+                                    double sum_dy, double sum_dy_xhat)
+{
+    int C = L->in_c;
+    int training = saved[2 * C] != 0.0f;
+    bn_grad_coef f;
+    f.mean = saved[c], f.invstd = saved[C + c];
+    f.k = (L->affine ? params[c] : 1.0f) * f.invstd;
+    /* Training: the batch mean and variance depend on x too. */
+    f.mean_dy = training ? (float)(sum_dy / count) : 0.0f;
+    f.mean_dy_xhat = training ? (float)(sum_dy_xhat / count) : 0.0f;
+    return f;
+}
+
+SIMD_CLONES static void bn_plane_grad_apply(const float *restrict xs, const float *restrict ds, float *restrict d,
+                                            size_t hw, bn_grad_coef f)
+{
+#pragma omp simd
+    for (size_t i = 0; i < hw; i++) {
+        float xhat = (xs[i] - f.mean) * f.invstd;
+        d[i] = f.k * (ds[i] - f.mean_dy - xhat * f.mean_dy_xhat);
+    }
+}
+
 /* dx of channel c from the sums over all count values of the batch. */
 static void bn_channel_grad_apply(const nr_layer *L, int n, int c, size_t count, const float *x, const float *dy,
                                   float *dx, const float *params, const float *saved, double sum_dy,
@@ -1011,20 +1076,10 @@ static void bn_channel_grad_apply(const nr_layer *L, int n, int c, size_t count,
 {
     int C = L->in_c;
     size_t hw = (size_t)L->in_h * L->in_w;
-    int training = saved[2 * C] != 0.0f;
-    float mean = saved[c], invstd = saved[C + c];
-    float k = (L->affine ? params[c] : 1.0f) * invstd;
-    /* Training: the batch mean and variance depend on x too. */
-    float mean_dy = training ? (float)(sum_dy / count) : 0.0f;
-    float mean_dy_xhat = training ? (float)(sum_dy_xhat / count) : 0.0f;
+    bn_grad_coef f = bn_grad_coef_of(L, c, count, params, saved, sum_dy, sum_dy_xhat);
     for (int b = 0; b < n; b++) {
-        const float *xs = x + ((size_t)b * C + c) * hw, *ds = dy + ((size_t)b * C + c) * hw;
-        float *d = dx + ((size_t)b * C + c) * hw;
-#pragma omp simd
-        for (size_t i = 0; i < hw; i++) {
-            float xhat = (xs[i] - mean) * invstd;
-            d[i] = k * (ds[i] - mean_dy - xhat * mean_dy_xhat);
-        }
+        size_t at = ((size_t)b * C + c) * hw;
+        bn_plane_grad_apply(x + at, dy + at, dx + at, hw, f);
     }
 }
 
@@ -1055,6 +1110,65 @@ void nr_bn_grad_apply(const nr_layer *L, int n, size_t count, const float *x, co
 {
     for (int c = 0; c < L->in_c; c++)
         bn_channel_grad_apply(L, n, c, count, x, dy, dx, params, saved, sums[c], sums[L->in_c + c]);
+}
+
+/* BatchNorm -> relu -> 2x2 max pooling, whose forward ran fused
+ * (nr_cpu_bn_relu_maxpool_forward): the relu's dx, which is BatchNorm's
+ * dy, is made one plane at a time in `plane` as the pair's backward would
+ * write it, and used while in cache. */
+static void fused_dy_plane(const nr_layer *pool, const nr_pooled_grad *g, size_t p, float *plane)
+{
+    pool_geom geom = pool_geom_of(pool);
+    size_t op = (size_t)geom.OH * geom.OW;
+    for (size_t o = 0; o < op; o += 16) {
+        __builtin_prefetch(g->dy + (p + 2) * op + o);
+        __builtin_prefetch(g->saved + (p + 2) * op + o);
+        __builtin_prefetch(g->y + (p + 2) * op + o);
+    }
+    route_plane(&geom, g->dy + p * op, g->saved + p * op, g->y + p * op, plane);
+}
+
+size_t nr_bn_fused_scratch(const nr_layer *L)
+{
+    return (size_t)L->in_h * L->in_w + 4 * BN_LANES * (size_t)L->in_c;
+}
+
+/* Image by image (the batch's planes in memory order), each channel's
+ * lanes still summed image after image as nr_bn_grad_sums does. */
+void nr_bn_fused_grad_sums(const nr_layer *L, const nr_layer *pool, int n, const float *x, const nr_pooled_grad *g,
+                           const float *saved, double *sums, float *scratch)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+    double *lane_dy = (double *)(void *)scratch, *lane_dy_xhat = lane_dy + (size_t)C * BN_LANES;
+    float *plane = scratch + 4 * BN_LANES * (size_t)C;
+    memset(lane_dy, 0, 2 * (size_t)C * BN_LANES * sizeof *lane_dy);
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < C; c++) {
+            size_t p = (size_t)b * C + c;
+            fused_dy_plane(pool, g, p, plane);
+            add_plane_grad_sums(lane_dy + (size_t)c * BN_LANES, lane_dy_xhat + (size_t)c * BN_LANES, x + p * hw,
+                                plane, hw, saved[c], saved[C + c]);
+        }
+    for (int c = 0; c < C; c++) {
+        sums[c] = lanes_total(lane_dy + (size_t)c * BN_LANES);
+        sums[C + c] = lanes_total(lane_dy_xhat + (size_t)c * BN_LANES);
+    }
+}
+
+void nr_bn_fused_grad_apply(const nr_layer *L, const nr_layer *pool, int n, size_t count, const float *x,
+                            const nr_pooled_grad *g, float *dx, const float *params, const float *saved,
+                            const double *sums, float *scratch)
+{
+    int C = L->in_c;
+    size_t hw = (size_t)L->in_h * L->in_w;
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < C; c++) {
+            size_t p = (size_t)b * C + c;
+            bn_grad_coef f = bn_grad_coef_of(L, c, count, params, saved, sums[c], sums[C + c]);
+            fused_dy_plane(pool, g, p, scratch);
+            bn_plane_grad_apply(x + p * hw, scratch, dx + p * hw, hw, f);
+        }
 }
 
 /* ---- dropout ------------------------------------------------------------ */

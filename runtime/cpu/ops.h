@@ -88,6 +88,22 @@ void nr_bn_grad_sums(const nr_layer *L, int n, const float *x, const float *dy, 
 void nr_bn_grad_apply(const nr_layer *L, int n, size_t count, const float *x, const float *dy, float *dx,
                       const float *params, const float *saved, const double *sums);
 
+/* BatchNorm followed by the fused relu -> max pooling pair, whose forward
+ * ran as nr_cpu_bn_relu_maxpool_forward: the pair's backward is not run on
+ * its own; these take its inputs instead of BatchNorm's dy (the relu's
+ * dx, never stored) and give the same values as nr_bn_grad_sums and
+ * nr_bn_grad_apply would from it. scratch: nr_bn_fused_scratch floats,
+ * 8-byte aligned. */
+typedef struct nr_pooled_grad {
+    const float *y, *dy, *saved; /* the pooling's output, its dy and its saved argmax */
+} nr_pooled_grad;
+size_t nr_bn_fused_scratch(const nr_layer *L);
+void nr_bn_fused_grad_sums(const nr_layer *L, const nr_layer *pool, int n, const float *x, const nr_pooled_grad *g,
+                           const float *saved, double *sums, float *scratch);
+void nr_bn_fused_grad_apply(const nr_layer *L, const nr_layer *pool, int n, size_t count, const float *x,
+                            const nr_pooled_grad *g, float *dx, const float *params, const float *saved,
+                            const double *sums, float *scratch);
+
 /* Mean loss over the batch of `logits` ([n, classes], the last layer's
  * output) against labels; when dlogits is not NULL it receives d(loss)/d(logits).
  * *correct (when not NULL) receives how many argmax(logits) == label. */

@@ -978,7 +978,7 @@ static void test_relu_maxpool_fused(void)
         x[i] = (float)((int)((state >> 16) % 13) - 8) * 0.5f;
     }
     x[5] = -0.0f, x[40] = NAN, x[41] = 2.0f;
-    for (size_t i = 0; i < out; i++) dy[i] = (float)((int)(i % 5) - 2) + 0.25f;
+    for (size_t i = 0; i < out; i++) dy[i] = i % 7 == 3 ? -0.0f : (float)((int)(i % 5) - 2) + 0.25f;
     nr_cpu_forward(&relu, n, x, r, NULL, NULL, NULL, NULL, 0, none);
     nr_cpu_forward(&pool, n, r, y1, NULL, NULL, a1, NULL, 0, none);
     nr_cpu_backward(&pool, n, r, y1, dy, dr, NULL, NULL, a1, NULL);
@@ -1000,7 +1000,23 @@ static void test_relu_maxpool_fused(void)
     nr_cpu_bn_relu_maxpool_forward(&bn, params, saved, &pool, n, x, y2, a2);
     CU_ASSERT(memcmp(y1, y2, out * sizeof *y1) == 0);
     CU_ASSERT(memcmp(a1, a2, out * sizeof *a1) == 0);
+    /* Backward: BatchNorm's sums and dx from the pooling's dy, as from
+     * the relu's dx that the layers' backward gives. */
+    nr_cpu_backward(&pool, n, r, y1, dy, dr, NULL, NULL, a1, NULL);
+    nr_cpu_backward(&relu, n, t, r, dr, dx1, NULL, NULL, NULL, NULL);
+    double sums1[6], sums2[6];
+    nr_pooled_grad g = { y2, dy, a2 };
+    float *plane = floats(nr_bn_fused_scratch(&bn)), *bx1 = floats(in), *bx2 = floats(in);
+    nr_bn_grad_sums(&bn, n, x, dx1, saved, sums1);
+    nr_bn_fused_grad_sums(&bn, &pool, n, x, &g, saved, sums2, plane);
+    CU_ASSERT(memcmp(sums1, sums2, sizeof sums1) == 0);
+    nr_bn_grad_apply(&bn, n, 4 * in, x, dx1, bx1, params, saved, sums1);
+    nr_bn_fused_grad_apply(&bn, &pool, n, 4 * in, x, &g, bx2, params, saved, sums2, plane);
+    CU_ASSERT(memcmp(bx1, bx2, in * sizeof *bx1) == 0);
     free(t);
+    free(plane);
+    free(bx1);
+    free(bx2);
     float *all[] = { x, r, y1, a1, y2, a2, dy, dr, dx1, dx2 };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
