@@ -61,7 +61,8 @@ size_t nr_direct_conv_scratch(const nr_direct_conv *d, int nb)
     direct_sizes z = sizes_of(d);
     return round16(z.x_padded + SLACK) + round16((size_t)nb * z.x_read + SLACK) +
            round16((size_t)d->O * d->C * d->k * d->k) + round16(z.dy_padded + SLACK) +
-           round16(z.dy_expanded + SLACK) + (d->reflect ? round16(z.x_padded) : 0);
+           round16(z.dy_expanded + SLACK) + (d->reflect ? round16(z.x_padded) : 0) +
+           16 * (size_t)d->O * d->C * d->k * d->k;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -253,12 +254,13 @@ TARGET static void conv_image(const float *x, int cin, taps t, const strips *ss,
 }
 
 /* Sums over nb images and all output pixels of dy[o] * x shifted by the
- * taps kw0 .. kw0 + kb of one kernel row: ob x kb sums in registers,
- * reduced once at the end. x points at image 0's input for (c, kh, kw0),
- * taps ks apart; dy at image 0's channel o0. */
+ * taps kw0 .. kw0 + kb of one kernel row: ob x kb vector sums in
+ * registers, stored to (first) or added to the vectors at part, 16 floats
+ * each, ldp apart per output channel. x points at image 0's input for
+ * (c, kh, kw0), taps ks apart; dy at image 0's channel o0. */
 TARGET static INLINE_TILE void dw_tile(const int ob, const int kb, int nb, const float *x, size_t x_image,
-                                       size_t ks, const float *dy, size_t dy_image, const strips *ss, float *dw,
-                                       size_t ldo)
+                                       size_t ks, const float *dy, size_t dy_image, const strips *ss, float *part,
+                                       size_t ldp, int first)
 {
     size_t P = ss->P;
     __m512 acc[DW_BLOCK_O][DW_BLOCK_TAPS];
@@ -267,35 +269,44 @@ TARGET static INLINE_TILE void dw_tile(const int ob, const int kb, int nb, const
 #pragma GCC unroll 3
         for (int t = 0; t < kb; t++) acc[o][t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const float *xb = x + b * x_image, *db = dy + b * dy_image;
-        for (int i = 0; i < ss->rows; i++)
-            for (int j0 = 0; j0 < ss->ow; j0 += 16) {
+        /* one base pointer per plane and tap, one offset for all: no address arithmetic per vector */
+        const float *dp[DW_BLOCK_O], *xp[DW_BLOCK_TAPS];
+#pragma GCC unroll 6
+        for (int o = 0; o < ob; o++) dp[o] = dy + b * dy_image + o * P;
+#pragma GCC unroll 3
+        for (int t = 0; t < kb; t++) xp[t] = x + b * x_image + t * ks;
+        for (int i = 0; i < ss->rows; i++) {
+            size_t xo = (size_t)i * ss->wp, yo = (size_t)i * ss->ow;
+            for (int j0 = 0; j0 < ss->ow; j0 += 16, xo += 16, yo += 16) {
                 int full = ss->ow - j0 >= 16; /* masked loads only where the row ends */
                 __mmask16 m = nr_first_lanes(ss->ow - j0);
-                const float *xr = xb + (size_t)i * ss->wp + j0, *dr = db + (size_t)i * ss->ow + j0;
                 __m512 d[DW_BLOCK_O];
 #pragma GCC unroll 6
                 for (int o = 0; o < ob; o++)
-                    d[o] = full ? _mm512_loadu_ps(dr + o * P) : _mm512_maskz_loadu_ps(m, dr + o * P);
+                    d[o] = full ? _mm512_loadu_ps(dp[o] + yo) : _mm512_maskz_loadu_ps(m, dp[o] + yo);
 #pragma GCC unroll 3
                 for (int t = 0; t < kb; t++) {
-                    __m512 v = full ? _mm512_loadu_ps(xr + t * ks) : _mm512_maskz_loadu_ps(m, xr + t * ks);
+                    __m512 v = full ? _mm512_loadu_ps(xp[t] + xo) : _mm512_maskz_loadu_ps(m, xp[t] + xo);
 #pragma GCC unroll 6
                     for (int o = 0; o < ob; o++) acc[o][t] = _mm512_fmadd_ps(d[o], v, acc[o][t]);
                 }
             }
+        }
     }
 #pragma GCC unroll 6
     for (int o = 0; o < ob; o++)
 #pragma GCC unroll 3
-        for (int t = 0; t < kb; t++) dw[o * ldo + t] += _mm512_reduce_add_ps(acc[o][t]);
+        for (int t = 0; t < kb; t++) {
+            float *p = part + o * ldp + 16 * t;
+            _mm512_storeu_ps(p, first ? acc[o][t] : _mm512_add_ps(_mm512_loadu_ps(p), acc[o][t]));
+        }
 }
 
 #define DW_CASE(OB, KB)                                                                                          \
-    case OB * 4 + KB: dw_tile(OB, KB, nb, x, x_image, ks, dy, dy_image, ss, dw, ldo); break;
+    case OB * 4 + KB: dw_tile(OB, KB, nb, x, x_image, ks, dy, dy_image, ss, part, ldp, first); break;
 
 TARGET static void dw_tile_any(int ob, int kb, int nb, const float *x, size_t x_image, size_t ks, const float *dy,
-                               size_t dy_image, const strips *ss, float *dw, size_t ldo)
+                               size_t dy_image, const strips *ss, float *part, size_t ldp, int first)
 {
     switch (ob * 4 + kb) {
         DW_CASE(1, 1) DW_CASE(1, 2) DW_CASE(1, 3) DW_CASE(2, 1) DW_CASE(2, 2) DW_CASE(2, 3)
@@ -324,7 +335,7 @@ static void weights_flipped(const float *w, int O, int C, int k, float *wt)
 }
 
 typedef struct direct_scratch {
-    float *x_padded, *x_read, *weights, *dy_padded, *dy_expanded, *dx_padded;
+    float *x_padded, *x_read, *weights, *dy_padded, *dy_expanded, *dx_padded, *dw_part;
 } direct_scratch;
 
 static direct_scratch scratch_at(const nr_direct_conv *d, int nb, float *scratch)
@@ -337,6 +348,7 @@ static direct_scratch scratch_at(const nr_direct_conv *d, int nb, float *scratch
     s.dy_padded = s.weights + round16((size_t)d->O * d->C * d->k * d->k);
     s.dy_expanded = s.dy_padded + round16(z.dy_padded + SLACK);
     s.dx_padded = s.dy_expanded + round16(z.dy_expanded + SLACK);
+    s.dw_part = s.dx_padded + (d->reflect ? round16(z.x_padded) : 0);
     return s;
 }
 
@@ -391,6 +403,27 @@ void nr_direct_conv_forward(const nr_direct_conv *d, int nb, const float *x, flo
     }
 }
 
+/* Images per pass of weight_gradient's tiles: as many as keep what one
+ * tile reads of them (an input channel, ob_most dy planes) within
+ * DW_GROUP_BYTES, so that the tiles after it find them in L1 (one pass
+ * over all 16 images of a micro-batch read the 24 KB of dy planes of a
+ * CIFAR image from L2 again for each of its 30 first-layer tiles). The
+ * tiles' vector sums wait in s->dw_part between passes. */
+#define DW_GROUP_BYTES (24 * 1024)
+
+static int dw_group_images(const nr_direct_conv *d, const taps *t, int ob_most)
+{
+    size_t per_image = (t->cs + (size_t)ob_most * d->OH * d->OW) * sizeof(float);
+    int g = (int)(DW_GROUP_BYTES / per_image);
+    return g > 0 ? g : 1;
+}
+
+/* dw[i] += the sum of the 16 floats at part + 16 i, for count of them. */
+TARGET static void add_reduced(const float *part, size_t count, float *dw)
+{
+    for (size_t i = 0; i < count; i++) dw[i] += _mm512_reduce_add_ps(_mm512_loadu_ps(part + 16 * i));
+}
+
 static void weight_gradient(const nr_direct_conv *d, int nb, const direct_scratch *s, const float *dy, float *dw)
 {
     direct_sizes z = sizes_of(d);
@@ -399,14 +432,23 @@ static void weight_gradient(const nr_direct_conv *d, int nb, const direct_scratc
     int k = d->k;
     size_t P = ss.P, per_o = (size_t)d->C * k * k;
     int ob_most = block_size(d->O, DW_BLOCK_O), kb_most = block_size(k, DW_BLOCK_TAPS);
-    for (int c = 0; c < d->C; c++)
-        for (int kh = 0; kh < k; kh++)
-            for (int o0 = 0; o0 < d->O; o0 += ob_most)
-                for (int kw0 = 0; kw0 < k; kw0 += kb_most) {
-                    int ob = d->O - o0 < ob_most ? d->O - o0 : ob_most, kb = k - kw0 < kb_most ? k - kw0 : kb_most;
-                    dw_tile_any(ob, kb, nb, s->x_read + c * t.cs + kw0 * t.ks + kh * t.rs, z.x_read, t.ks,
-                                dy + o0 * P, d->O * P, &ss, dw + o0 * per_o + ((size_t)c * k + kh) * k + kw0, per_o);
-                }
+    int group = dw_group_images(d, &t, ob_most);
+    size_t ldp = 16 * per_o;
+    for (int b0 = 0; b0 < nb; b0 += group) {
+        int g = nb - b0 < group ? nb - b0 : group;
+        const float *xg = s->x_read + b0 * z.x_read, *dg = dy + (size_t)b0 * d->O * P;
+        for (int c = 0; c < d->C; c++)
+            for (int kh = 0; kh < k; kh++)
+                for (int o0 = 0; o0 < d->O; o0 += ob_most)
+                    for (int kw0 = 0; kw0 < k; kw0 += kb_most) {
+                        int ob = d->O - o0 < ob_most ? d->O - o0 : ob_most;
+                        int kb = k - kw0 < kb_most ? k - kw0 : kb_most;
+                        dw_tile_any(ob, kb, g, xg + c * t.cs + kw0 * t.ks + kh * t.rs, z.x_read, t.ks, dg + o0 * P,
+                                    d->O * P, &ss, s->dw_part + o0 * ldp + 16 * (((size_t)c * k + kh) * k + kw0),
+                                    ldp, b0 == 0);
+                    }
+    }
+    add_reduced(s->dw_part, (size_t)d->O * per_o, dw);
 }
 
 /* dx of one image: the convolution of dy, padded by k - 1 - pad (by k - 1

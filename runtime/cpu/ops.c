@@ -662,6 +662,7 @@ static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, 
             continue;
         }
         nr_pool_pre pre = pool_pre_of(pl, (int)(p % L->in_c));
+        for (size_t i = 0; i < ip; i += 16) __builtin_prefetch(x + (p + 2) * ip + i);
         for (int oh = 0; oh < g.OH; oh++) {
             int first = 2 * oh * g.W;
             (avx512 ? nr_maxpool2_row : maxpool2_row)(x + p * ip + first, x + p * ip + first + g.W,
