@@ -117,10 +117,15 @@ TARGET static void expand_columns(const float *xp, int C, int hp, int wp, int k,
             for (int r = 0; r < hp; r++) {
                 const float *src = xp + ((size_t)c * hp + r) * wp + kw;
                 float *dst = xs + (((size_t)c * k + kw) * hp + r) * ow;
-                for (int j0 = 0; j0 < ow; j0 += 16) {
-                    __mmask16 m = nr_first_lanes(ow - j0);
-                    _mm512_mask_storeu_ps(dst + j0, m, _mm512_maskz_loadu_ps(m, src + j0));
-                }
+                for (int j0 = 0; j0 < ow; j0 += 16) /* masked only where needed: see store_strip */
+                    if (ow - j0 >= 16) {
+                        _mm512_storeu_ps(dst + j0, _mm512_loadu_ps(src + j0));
+                    } else if (ow - j0 == 8) {
+                        _mm256_storeu_ps(dst + j0, _mm256_loadu_ps(src + j0));
+                    } else {
+                        __mmask16 m = nr_first_lanes(ow - j0);
+                        _mm512_mask_storeu_ps(dst + j0, m, _mm512_maskz_loadu_ps(m, src + j0));
+                    }
             }
 }
 
@@ -177,6 +182,17 @@ static void tap_rows(const strips *ss, strip a, strip b, taps *t)
     if (ss->rows_hi - a.row < t->kh_hi) t->kh_hi = ss->rows_hi - a.row;
 }
 
+/* A strip's 16 pixels, or the first of them: whole vectors are stored
+ * unmasked, as the loads that read them next can take their data from a
+ * plain store before it reaches the cache and not from a masked one. */
+TARGET static INLINE_TILE void store_strip(float *y, __mmask16 mask, __m512 v)
+{
+    if (mask == 0xffff)
+        _mm512_storeu_ps(y, v);
+    else
+        _mm512_mask_storeu_ps(y, mask, v);
+}
+
 /* Two strips of ob output channels (ob and two are constants after
  * inlining, so acc0/acc1 live in registers). wt is [cin k k][ldw]: the
  * weights of one tap for every output channel side by side. */
@@ -207,8 +223,8 @@ TARGET static INLINE_TILE void fwd_tile(const int ob, const int two, const float
         }
 #pragma GCC unroll 8
     for (int o = 0; o < ob; o++) {
-        _mm512_mask_storeu_ps(y + o * P + a.out, a.mask, acc0[o]);
-        if (two) _mm512_mask_storeu_ps(y + o * P + b.out, b.mask, acc1[o]);
+        store_strip(y + o * P + a.out, a.mask, acc0[o]);
+        if (two) store_strip(y + o * P + b.out, b.mask, acc1[o]);
     }
 }
 

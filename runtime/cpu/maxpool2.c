@@ -76,13 +76,26 @@ TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *a
     }
 }
 
+/* The first 2n (<= 16) floats of v at d: a masked store only for a part
+ * of a row that is not 8 or 16 floats (its data cannot be forwarded to
+ * the loads that read the plane next). */
+HELPER void store_first(float *d, int count, __m512 v)
+{
+    if (count >= 16)
+        _mm512_storeu_ps(d, v);
+    else if (count == 8)
+        _mm256_storeu_ps(d, _mm512_castps512_ps256(v));
+    else
+        _mm512_mask_storeu_ps(d, nr_first_lanes(count), v);
+}
+
 /* The 32 floats e[0] o[0] e[1] o[1] ... of the first 2n at d (n <= 16). */
 HELPER void store_interleaved(float *d, int n, __m512 e, __m512 o)
 {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    _mm512_mask_storeu_ps(d, nr_first_lanes(2 * n), _mm512_permutex2var_ps(e, lo, o));
-    if (n > 8) _mm512_mask_storeu_ps(d + 16, nr_first_lanes(2 * n - 16), _mm512_permutex2var_ps(e, hi, o));
+    store_first(d, 2 * n, _mm512_permutex2var_ps(e, lo, o));
+    if (n > 8) store_first(d + 16, 2 * n - 16, _mm512_permutex2var_ps(e, hi, o));
 }
 
 TARGET void nr_maxpool2_route_row(const float *dy, const float *arg, const float *y, int relu, int ow, int first,
