@@ -73,7 +73,7 @@ size_t nr_direct_conv_scratch(const nr_direct_conv *d, int nb)
 
 /* dst[0, W) = src[0, W): rows of 8 and multiples of 16 floats in plain
  * vector moves (a memcpy call per row of 8 to 32 floats cost more than
- * the copy; masked stores are not forwarded to the loads that follow). */
+ * the copy; masked moves were slower still: see store_strip). */
 TARGET static void copy_row(const float *src, int W, float *dst)
 {
     if (W % 16 != 0 && W != 8) {
@@ -196,8 +196,9 @@ static void tap_rows(const strips *ss, strip a, strip b, taps *t)
 }
 
 /* A strip's 16 pixels, or the first of them: whole vectors are stored
- * unmasked, as the loads that read them next can take their data from a
- * plain store before it reaches the cache and not from a masked one. */
+ * unmasked. Measured faster on AMD family 26: the loads that read the
+ * data next seem to wait for a masked store to reach the cache, where a
+ * plain store's data is forwarded to them (bench/RESULTS.md). */
 TARGET static INLINE_TILE void store_strip(float *y, __mmask16 mask, __m512 v)
 {
     if (mask == 0xffff)

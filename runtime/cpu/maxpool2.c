@@ -76,9 +76,9 @@ TARGET void nr_maxpool2_row(const float *x0, const float *x1, float *y, float *a
     }
 }
 
-/* The first 2n (<= 16) floats of v at d: a masked store only for a part
- * of a row that is not 8 or 16 floats (its data cannot be forwarded to
- * the loads that read the plane next). */
+/* The first count (<= 16) floats of v at d: a masked store only for a
+ * part of a row that is not 8 or 16 floats (the plane is read right
+ * after; see conv_direct.c's store_strip). */
 HELPER void store_first(float *d, int count, __m512 v)
 {
     if (count >= 16)
