@@ -311,11 +311,6 @@ static float *dx_at(const nr_model *m, int i, const micro_batch *mb)
     return i > 0 ? m->dx[i & 1] + (size_t)mb->first * m->widest : NULL;
 }
 
-/* Backward of BatchNorm layer i for micro-batch j from the whole batch's
- * sums; the parameter gradients (whole-batch sums already) go to
- * micro-batch 0, zeros to the others, so the step's sum is exact. */
-static const float *dy_at(const nr_model *m, const nr_pass *ps, int i, const micro_batch *mb);
-
 /* The pooling's output, dy and argmax of the triple at BatchNorm layer i. */
 static nr_pooled_grad pooled_grad_of(const nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
 {
@@ -323,6 +318,9 @@ static nr_pooled_grad pooled_grad_of(const nr_model *m, const nr_pass *ps, int i
     return g;
 }
 
+/* Backward of BatchNorm layer i for micro-batch j from the whole batch's
+ * sums; the parameter gradients (whole-batch sums already) go to
+ * micro-batch 0, zeros to the others, so the step's sum is exact. */
 static void bn_backward_synced(nr_model *m, const nr_pass *ps, int i, const micro_batch *mb)
 {
     const nr_layer *L = &m->layers[i];

@@ -662,7 +662,8 @@ static void maxpool_forward(const nr_layer *L, int n, const float *x, float *y, 
             continue;
         }
         nr_pool_pre pre = pool_pre_of(pl, (int)(p % L->in_c));
-        for (size_t i = 0; i < ip; i += 16) __builtin_prefetch(x + (p + 2) * ip + i);
+        if (p + 2 < planes) /* the hardware prefetcher misses planes this small */
+            for (size_t i = 0; i < ip; i += 16) __builtin_prefetch(x + (p + 2) * ip + i);
         for (int oh = 0; oh < g.OH; oh++) {
             int first = 2 * oh * g.W;
             (avx512 ? nr_maxpool2_row : maxpool2_row)(x + p * ip + first, x + p * ip + first + g.W,
@@ -1117,11 +1118,12 @@ void nr_bn_grad_apply(const nr_layer *L, int n, size_t count, const float *x, co
  * (nr_cpu_bn_relu_maxpool_forward): the relu's dx, which is BatchNorm's
  * dy, is made one plane at a time in `plane` as the pair's backward would
  * write it, and used while in cache. */
-static void fused_dy_plane(const nr_layer *pool, const nr_pooled_grad *g, size_t p, float *plane)
+static void fused_dy_plane(const nr_layer *pool, const nr_pooled_grad *g, size_t p, size_t planes, float *plane)
 {
     pool_geom geom = pool_geom_of(pool);
     size_t op = (size_t)geom.OH * geom.OW;
-    for (size_t o = 0; o < op; o += 16) {
+    /* planes two ahead: pooled planes of 64 to 1,024 bytes defeat the hardware prefetcher */
+    for (size_t o = 0; p + 2 < planes && o < op; o += 16) {
         __builtin_prefetch(g->dy + (p + 2) * op + o);
         __builtin_prefetch(g->saved + (p + 2) * op + o);
         __builtin_prefetch(g->y + (p + 2) * op + o);
@@ -1147,7 +1149,7 @@ void nr_bn_fused_grad_sums(const nr_layer *L, const nr_layer *pool, int n, const
     for (int b = 0; b < n; b++)
         for (int c = 0; c < C; c++) {
             size_t p = (size_t)b * C + c;
-            fused_dy_plane(pool, g, p, plane);
+            fused_dy_plane(pool, g, p, (size_t)n * C, plane);
             add_plane_grad_sums(lane_dy + (size_t)c * BN_LANES, lane_dy_xhat + (size_t)c * BN_LANES, x + p * hw,
                                 plane, hw, saved[c], saved[C + c]);
         }
@@ -1167,7 +1169,7 @@ void nr_bn_fused_grad_apply(const nr_layer *L, const nr_layer *pool, int n, size
         for (int c = 0; c < C; c++) {
             size_t p = (size_t)b * C + c;
             bn_grad_coef f = bn_grad_coef_of(L, c, count, params, saved, sums[c], sums[C + c]);
-            fused_dy_plane(pool, g, p, scratch);
+            fused_dy_plane(pool, g, p, (size_t)n * C, scratch);
             bn_plane_grad_apply(x + p * hw, scratch, dx + p * hw, hw, f);
         }
 }
