@@ -5,10 +5,12 @@
  * input through a padded copy of the image. The input gradient is the same
  * kernel on the padded output gradient with the weights flipped and
  * transposed; the weight gradient keeps a block of (channel, tap) sums in
- * registers over all the images of a call.
+ * registers over a group of images small enough to stay in L1, and adds
+ * them to vector sums in scratch group after group.
  *
- * Sums run in a fixed order (strips, then images, then the 16 lanes), so a
- * result depends on the call's images alone, never on the thread count. */
+ * Sums run in a fixed order (strips, then images, then groups, then the 16
+ * lanes), so a result depends on the call's images alone, never on the
+ * thread count. */
 #ifndef NR_CPU_CONV_DIRECT_H
 #define NR_CPU_CONV_DIRECT_H
 #include <stddef.h>
