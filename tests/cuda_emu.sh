@@ -42,15 +42,7 @@ fi
 
 n=0
 failed=0
-report() { # ok|fail description [log]
-    n=$((n + 1))
-    if [ "$1" = ok ]; then echo "ok $n - $2"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && [ -r "$3" ] && sed 's/^/# /' "$3" | tail -25
-    fi
-}
+tap_detail="tail -25"
 
 # Losses within 1e-4 relative, step by step, and equal correct counts.
 same_steps() { # cpu.steps gpu.steps tolerance

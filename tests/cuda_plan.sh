@@ -8,20 +8,12 @@ srcdir=${srcdir:-.}
 netc=${NETC:-$PWD/compiler/netc}
 case $netc in /*) ;; *) netc=$PWD/$netc ;; esac
 cd "$srcdir" || exit 99
+. tests/lib.sh
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
-report() { # ok|fail description [detail file]
-    n=$((n + 1))
-    if [ "$1" = ok ]; then
-        echo "ok $n - $2"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $2"
-        [ $# -ge 3 ] && sed 's/^/# /' "$3"
-    fi
-}
+tap_detail=cat
 for f in models/*.net tests/fixtures/cuda_*.net; do
     [ -e "$f" ] || continue
     if ! "$netc" --print-kernels --color=never "$f" > "$tmp/plan" 2> "$tmp/err" ||

@@ -16,17 +16,6 @@ trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
 
-report() {  # status description [file with details]
-    n=$((n + 1))
-    if [ "$1" = ok ]; then
-        echo "ok $n - $2"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && sed 's/^/# /' "$3" | tail -40
-    fi
-}
-
 check() {  # description command...: ok when the command succeeds
     local what=$1
     shift

@@ -16,23 +16,13 @@ srcdir=${srcdir:-.}
 netc=${NETC:-$PWD/compiler/netc}
 case $netc in /*) ;; *) netc=$PWD/$netc ;; esac
 cd "$srcdir" || exit 99
+. tests/lib.sh
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 n=0
 failed=0
 
-report() {  # ok|fail|skip description [file with details | skip reason]
-    n=$((n + 1))
-    if [ "$1" = ok ]; then
-        echo "ok $n - $2"
-    elif [ "$1" = skip ]; then
-        echo "ok $n - $2 # SKIP $3"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $2"
-        [ -n "${3:-}" ] && sed 's/^/# /' "$3" | head -40
-    fi
-}
+tap_detail="head -40"
 
 # compare EXPECTED ACTUAL DESCRIPTION
 compare() {

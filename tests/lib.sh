@@ -1,5 +1,22 @@
 # Shell helpers the TAP scripts of tests/ source (after cd "$srcdir").
 
+# report ok|fail|skip DESCRIPTION [DETAIL]: the next TAP line, numbered by
+# $n (the script sets n=0 and failed=0 first). A failure counts in $failed
+# and shows DETAIL, a file, as comments through the filter $tap_detail
+# ("tail -40" unless the script sets another); a skip's DETAIL is its reason.
+report() {
+    n=$((n + 1))
+    case $1 in
+    ok) echo "ok $n - $2" ;;
+    skip) echo "ok $n - $2 # SKIP ${3:-}" ;;
+    *)
+        failed=$((failed + 1))
+        echo "not ok $n - $2"
+        if [ -n "${3:-}" ] && [ -r "$3" ]; then sed 's/^/# /' "$3" | ${tap_detail:-tail -40}; fi
+        ;;
+    esac
+}
+
 # True under CI (CI set, and not to "false" or "0"), where nothing may be skipped.
 in_ci() {
     case ${CI:-} in "" | false | 0) return 1 ;; *) return 0 ;; esac

@@ -36,6 +36,7 @@
 # Each page must also format without warnings (groff -man -ww -z), when
 # groff is installed.
 set -u
+. "$(dirname "$0")/lib.sh"
 top=${1:-${srcdir:-.}}
 netc=${NETC:-./compiler/netc}
 case $netc in /*) ;; *) netc=$PWD/$netc ;; esac
@@ -180,20 +181,9 @@ command -v groff > /dev/null 2>&1 && have_groff=1
 total=$(( $(wc -l < "$tmp/list") + npages ))
 echo "1..$total"
 
-k=0
+n=0
 failed=0
-report() {  # ok|fail|skip description [file with details] [skip reason]
-    k=$((k + 1))
-    case $1 in
-    ok) echo "ok $k - $2" ;;
-    skip) echo "ok $k - $2 # SKIP ${4:-}" ;;
-    *)
-        failed=$((failed + 1))
-        echo "not ok $k - $2"
-        if [ -n "${3:-}" ] && [ -s "$3" ]; then sed 's/^/# /' "$3" | head -60; fi
-        ;;
-    esac
-}
+tap_detail="head -60"
 
 base_model='model m {
 input = [1, 28, 28]
@@ -268,8 +258,8 @@ while IFS="$(printf '\t')" read -r id page line kind; do
             report fail "$desc" "$log.why"
         fi
         ;;
-    fragment-skip) report skip "$desc" "" "fragment-skip: not checkable on its own" ;;
-    output) report skip "$desc" "" "output: shows what a command prints" ;;
+    fragment-skip) report skip "$desc" "fragment-skip: not checkable on its own" ;;
+    output) report skip "$desc" "output: shows what a command prints" ;;
     *)
         echo "unknown example kind '$kind' (file, fragment, fragment-skip, shell or output)" > "$log"
         report fail "$desc" "$log"
@@ -279,7 +269,7 @@ done < "$tmp/list"
 
 for page in $pages; do
     if [ "$have_groff" = 0 ]; then
-        report skip "$page formats without warnings" "" "groff is not installed"
+        report skip "$page formats without warnings" "groff is not installed"
     elif [ ! -f "$page" ]; then
         echo "$page does not exist" > "$tmp/groff.log"
         report fail "$page formats without warnings" "$tmp/groff.log"
