@@ -1,4 +1,5 @@
 #include "model.h"
+#include "cpu/isa.h"
 #include "cpu/ops.h"
 #include <math.h>
 #include <string.h>
@@ -45,7 +46,7 @@ static int batchnorm_channels(const nr_layer *L) { return L->kind == NR_BATCHNOR
 
 /* Where a BatchNorm layer's fused backward scratch starts in the thread's
  * scratch: after its 4 * C doubles of totals. */
-static size_t bn_fused_at(const nr_layer *L) { return (8 * (size_t)L->in_c + 15) & ~(size_t)15; }
+static size_t bn_fused_at(const nr_layer *L) { return nr_round16(8 * (size_t)L->in_c); }
 
 /* Per-layer blocks: saved floats per micro-batch, BatchNorm partial sums. */
 static int alloc_layer_blocks(nr_model *m, int nmicro)
@@ -92,7 +93,7 @@ int nr_model_init(nr_model *m, const nr_program *p, int max_batch, nr_error *err
             s = bn_fused_at(L) + nr_bn_fused_scratch(L);
         if (s > m->scratch_each) m->scratch_each = s;
     }
-    m->scratch_each = (m->scratch_each + 15) & ~(size_t)15;
+    m->scratch_each = nr_round16(m->scratch_each);
     m->widest = widest;
     m->nparams = m->param_off[nl];
     m->nbuffers = m->buffer_off[nl];

@@ -12,8 +12,6 @@
 #define DW_BLOCK_O 6
 #define DW_BLOCK_TAPS 3
 
-static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
-
 /* The input gradient is a convolution of dy padded by this much. */
 static int pad_for_dx(const nr_direct_conv *d) { return d->reflect ? d->k - 1 : d->k - 1 - d->pad; }
 
@@ -59,9 +57,9 @@ static direct_sizes sizes_of(const nr_direct_conv *d)
 size_t nr_direct_conv_scratch(const nr_direct_conv *d, int nb)
 {
     direct_sizes z = sizes_of(d);
-    return round16(z.x_padded + SLACK) + round16((size_t)nb * z.x_read + SLACK) +
-           round16((size_t)d->O * d->C * d->k * d->k) + round16(z.dy_padded + SLACK) +
-           round16(z.dy_expanded + SLACK) + (d->reflect ? round16(z.x_padded) : 0) +
+    return nr_round16(z.x_padded + SLACK) + nr_round16((size_t)nb * z.x_read + SLACK) +
+           nr_round16((size_t)d->O * d->C * d->k * d->k) + nr_round16(z.dy_padded + SLACK) +
+           nr_round16(z.dy_expanded + SLACK) + (d->reflect ? nr_round16(z.x_padded) : 0) +
            16 * (size_t)d->O * d->C * d->k * d->k;
 }
 
@@ -373,12 +371,12 @@ static direct_scratch scratch_at(const nr_direct_conv *d, int nb, float *scratch
     direct_sizes z = sizes_of(d);
     direct_scratch s;
     s.x_padded = scratch;
-    s.x_read = s.x_padded + round16(z.x_padded + SLACK);
-    s.weights = s.x_read + round16((size_t)nb * z.x_read + SLACK);
-    s.dy_padded = s.weights + round16((size_t)d->O * d->C * d->k * d->k);
-    s.dy_expanded = s.dy_padded + round16(z.dy_padded + SLACK);
-    s.dx_padded = s.dy_expanded + round16(z.dy_expanded + SLACK);
-    s.dw_part = s.dx_padded + (d->reflect ? round16(z.x_padded) : 0);
+    s.x_read = s.x_padded + nr_round16(z.x_padded + SLACK);
+    s.weights = s.x_read + nr_round16((size_t)nb * z.x_read + SLACK);
+    s.dy_padded = s.weights + nr_round16((size_t)d->O * d->C * d->k * d->k);
+    s.dy_expanded = s.dy_padded + nr_round16(z.dy_padded + SLACK);
+    s.dx_padded = s.dy_expanded + nr_round16(z.dy_expanded + SLACK);
+    s.dw_part = s.dx_padded + (d->reflect ? nr_round16(z.x_padded) : 0);
     return s;
 }
 

@@ -6,7 +6,14 @@
  * fallback that other CPUs run). Decided once per process. */
 #ifndef NR_CPU_ISA_H
 #define NR_CPU_ISA_H
+#include <stddef.h>
+
 int nr_cpu_avx512_kernels(void);
+
+/* count floats rounded up to whole AVX-512 vectors (16 floats, 64 bytes):
+ * the size of each region cut from a scratch buffer, so that every region
+ * starts on a vector boundary when the buffer does. */
+static inline size_t nr_round16(size_t count) { return (count + 15) & ~(size_t)15; }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

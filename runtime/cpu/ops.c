@@ -88,7 +88,6 @@ static int thread_count(void)
 
 static size_t in_size(const nr_layer *L) { return (size_t)L->in_c * L->in_h * L->in_w; }
 static size_t out_size(const nr_layer *L) { return (size_t)L->out_c * L->out_h * L->out_w; }
-static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
 
 /* ---- convolution (im2col + GEMM) --------------------------------------- */
 
@@ -163,10 +162,10 @@ static size_t conv_slot_floats(const conv_geom *g, int cb)
 {
     if (conv_direct(g)) {
         nr_direct_conv d = direct_of(g);
-        return round16((size_t)g->O * g->K + g->O) + nr_direct_conv_scratch(&d, cb);
+        return nr_round16((size_t)g->O * g->K + g->O) + nr_direct_conv_scratch(&d, cb);
     }
     size_t cols = g->K * (size_t)cb * g->P;
-    return 2 * round16(cols) + round16((size_t)g->O * cb * g->P) + round16((size_t)g->O * g->K + g->O);
+    return 2 * nr_round16(cols) + nr_round16((size_t)g->O * cb * g->P) + nr_round16((size_t)g->O * g->K + g->O);
 }
 
 static conv_slot conv_slot_at(const conv_geom *g, int cb, float *scratch, int t)
@@ -177,15 +176,15 @@ static conv_slot conv_slot_at(const conv_geom *g, int cb, float *scratch, int t)
         s.cols = s.dcols = s.gemm_out = NULL;
         s.dw = base;
         s.db = s.dw + (size_t)g->O * g->K;
-        s.direct = base + round16((size_t)g->O * g->K + g->O);
+        s.direct = base + nr_round16((size_t)g->O * g->K + g->O);
         return s;
     }
-    size_t cols = round16(g->K * (size_t)cb * g->P);
+    size_t cols = nr_round16(g->K * (size_t)cb * g->P);
     s.direct = NULL;
     s.cols = base;
     s.dcols = s.cols + cols;
     s.gemm_out = s.dcols + cols;
-    s.dw = s.gemm_out + round16((size_t)g->O * cb * g->P);
+    s.dw = s.gemm_out + nr_round16((size_t)g->O * cb * g->P);
     s.db = s.dw + (size_t)g->O * g->K;
     return s;
 }
