@@ -28,6 +28,24 @@ __device__ void covering_outputs(int h, int k, int s, int pad, int limit, int *l
     *hi = min((h + pad) / s, limit - 1);
 }
 
+/* Input element i of a backward pass: its row h and column w, the offset
+ * of its plane's outputs, and the outputs [oh0, oh1] x [ow0, ow1] whose
+ * windows cover it. */
+typedef struct covering {
+    int h, w, oh0, oh1, ow0, ow1;
+    i64 base;
+} covering;
+
+__device__ covering covering_of(i64 i, int H, int W, int OH, int OW, int k, int s, int pad)
+{
+    covering c;
+    c.w = (int)(i % W), c.h = (int)(i / W % H);
+    c.base = i / ((i64)H * W) * OH * OW;
+    covering_outputs(c.h, k, s, pad, OH, &c.oh0, &c.oh1);
+    covering_outputs(c.w, k, s, pad, OW, &c.ow0, &c.ow1);
+    return c;
+}
+
 /* Padding never wins; the first maximum wins and NaN wins over everything.
  * arg: the argmax's index in the plane, as a float (exact below 2^24). */
 extern "C" __global__ void nr_maxpool_forward(const float *x, float *y, float *arg, i64 planes, int H, int W, int OH,
@@ -58,15 +76,11 @@ extern "C" __global__ void nr_maxpool_backward(const float *dy, const float *arg
 {
     i64 total = planes * H * W;
     GRID_STRIDE(i, total) {
-        int w = (int)(i % W), h = (int)(i / W % H);
-        i64 base = i / ((i64)H * W) * OH * OW;
-        int oh0, oh1, ow0, ow1;
-        covering_outputs(h, k, s, pad, OH, &oh0, &oh1);
-        covering_outputs(w, k, s, pad, OW, &ow0, &ow1);
-        float me = (float)(h * W + w), sum = 0.0f;
-        for (int oh = oh0; oh <= oh1; oh++)
-            for (int ow = ow0; ow <= ow1; ow++) {
-                i64 o = base + (i64)oh * OW + ow;
+        covering c = covering_of(i, H, W, OH, OW, k, s, pad);
+        float me = (float)(c.h * W + c.w), sum = 0.0f;
+        for (int oh = c.oh0; oh <= c.oh1; oh++)
+            for (int ow = c.ow0; ow <= c.ow1; ow++) {
+                i64 o = c.base + (i64)oh * OW + ow;
                 if (arg[o] == me) sum += dy[o];
             }
         dx[i] = sum;
@@ -101,15 +115,11 @@ extern "C" __global__ void nr_avgpool_backward(const float *dy, float *dx, i64 p
 {
     i64 total = planes * H * W;
     GRID_STRIDE(i, total) {
-        int w = (int)(i % W), h = (int)(i / W % H);
-        i64 base = i / ((i64)H * W) * OH * OW;
-        int oh0, oh1, ow0, ow1;
-        covering_outputs(h, k, s, pad, OH, &oh0, &oh1);
-        covering_outputs(w, k, s, pad, OW, &ow0, &ow1);
+        covering c = covering_of(i, H, W, OH, OW, k, s, pad);
         float sum = 0.0f;
-        for (int oh = oh0; oh <= oh1; oh++)
-            for (int ow = ow0; ow <= ow1; ow++)
-                sum += dy[base + (i64)oh * OW + ow] / avgpool_divisor(oh, ow, H, W, k, s, pad);
+        for (int oh = c.oh0; oh <= c.oh1; oh++)
+            for (int ow = c.ow0; ow <= c.ow1; ow++)
+                sum += dy[c.base + (i64)oh * OW + ow] / avgpool_divisor(oh, ow, H, W, k, s, pad);
         dx[i] = sum;
     }
 }
