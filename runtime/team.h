@@ -1,0 +1,66 @@
+/* A team of threads that runs a pass as phases of tasks without waiting
+ * for a thread the operating system has descheduled.
+ *
+ * Each task of a phase is claimed by one thread (a lane), which writes its
+ * result into buffers of its own lane. A thread that finds no task left to
+ * claim, while another lane's task has run for more than twice as long as
+ * tasks of that phase take, runs that task again into its own lane; the
+ * first to finish publishes, and later phases read that lane's result
+ * (nr_team_winner). Results do not depend on which lane computes them, so
+ * a pass gives the same numbers whoever wins.
+ *
+ * A lane the system stopped in the middle of a task goes on with it when it
+ * runs again, finds its result unwanted (nr_task_wanted, checked between
+ * layers) and leaves the pass: the pass never waits for it. It can be
+ * running when the next pass starts, so a task reads and writes only
+ * memory that lives as long as the team, writes only its own lane's, and
+ * brackets any use of the caller's memory with nr_task_enter_caller and
+ * nr_task_leave_caller (nr_team_run waits for those brackets alone). */
+#ifndef NR_TEAM_H
+#define NR_TEAM_H
+#include "nr_error.h"
+#include <stddef.h>
+
+typedef struct nr_team nr_team;
+
+typedef struct nr_task {
+    nr_team *team;
+    unsigned gen;         /* which run of the team */
+    int phase, index;     /* the task: index of [0, tasks) in phase */
+    int lane;             /* where this run of it writes */
+    const void *args;     /* the run's arguments, as this lane copied them */
+} nr_task;
+
+/* Runs task t into lane t->lane's buffers; returns 0 when done, -1 when it
+ * stopped early because nr_task_wanted said so. */
+typedef int nr_task_fn(void *ctx, const nr_task *t);
+
+/* A team of `lanes` lanes: the caller of nr_team_run and lanes - 1 threads
+ * of its own. Runs have up to max_phases phases of up to max_tasks tasks and
+ * arguments of args_size bytes. */
+nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn, void *ctx,
+                     nr_error *err);
+void nr_team_free(nr_team *team);
+int nr_team_lanes(const nr_team *team);
+
+/* Runs phases 0 .. phases - 1 of `tasks` tasks each, one phase after the
+ * other; returns once every task has a published result. */
+void nr_team_run(nr_team *team, int phases, int tasks, const void *args);
+
+/* The lane that published task (phase, index) of the current run (0 while
+ * none has: only a run's stale lane, whose result is unwanted, asks then). */
+int nr_team_winner(const nr_team *team, int phase, int index);
+
+/* What the team has run so far: tasks claimed, tasks backed up, and
+ * backups whose result was the one published. */
+typedef struct nr_team_counts {
+    long tasks, backups, backups_won;
+} nr_team_counts;
+void nr_team_counts_of(const nr_team *team, nr_team_counts *c);
+
+int nr_task_wanted(const nr_task *t);
+/* 1: the run is still on and the caller's memory may be used until
+ * nr_task_leave_caller; 0: it is not (nothing to leave). */
+int nr_task_enter_caller(const nr_task *t);
+void nr_task_leave_caller(const nr_task *t);
+#endif

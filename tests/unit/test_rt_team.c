@@ -1,0 +1,173 @@
+/* The team that runs a pass's phases (runtime/team.c): every task gets
+ * exactly one published result, later phases read the lane that published,
+ * a lane stopped inside a task is backed up instead of waited for, and its
+ * late result never counts, in that run or the next. */
+#include "tap.h"
+#include "team.h"
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#define LANES 3
+#define PHASES 3
+#define TASKS 8
+
+typedef struct run_args {
+    long seed;
+    int stall;                 /* 1: lane 1 stalls in its first task until told; 2: also publishes late */
+} run_args;
+
+typedef struct fixture {
+    nr_team *team;
+    long value[LANES][PHASES][TASKS]; /* what each lane computed */
+    _Atomic int stalled_lane_inside, release_stalled, stalled_returned;
+    _Atomic int stall_used;
+    _Atomic int gate_timed_out;       /* set by lanes (CUnit's asserts belong to the main thread) */
+} fixture;
+
+static long expected(long seed, int phase, int index)
+{
+    long v = seed + index;
+    for (int p = 0; p <= phase; p++) v = v * 31 + p;
+    return v;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (up to 5 s) for the flag; returns whether it came. */
+static int await(_Atomic int *flag)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (atomic_load(flag)) return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+static int task(void *ctx, const nr_task *t)
+{
+    fixture *f = ctx;
+    const run_args *a = t->args;
+    long in = t->phase == 0 ? a->seed + t->index
+                            : f->value[nr_team_winner(f->team, t->phase - 1, t->index)][t->phase - 1][t->index];
+    if (a->stall && t->lane == 1 && !atomic_exchange(&f->stall_used, 1)) {
+        f->value[1][t->phase][t->index] = -1; /* half-done work, never to be read */
+        atomic_store(&f->stalled_lane_inside, 1);
+        if (a->stall == 1) {
+            for (int i = 0; i < 5000 && nr_task_wanted(t); i++) sleep_ms(1);
+            atomic_store(&f->stalled_returned, 1);
+            if (!nr_task_wanted(t)) return -1;
+            /* Nobody redid it: finish, so that a broken team fails the test rather than hangs. */
+        } else {
+            (void)await(&f->release_stalled); /* until the run is over and the next has begun */
+            f->value[1][t->phase][t->index] = -2;
+            atomic_store(&f->stalled_returned, 1);
+            return 0; /* claims it finished: too late to count */
+        }
+    } else if (a->stall && t->lane != 1 && !atomic_load(&f->stalled_lane_inside)) {
+        /* The other lanes keep their first task until lane 1 is stuck in
+         * one of its own (so some are left for it to claim). */
+        if (!await(&f->stalled_lane_inside)) atomic_store(&f->gate_timed_out, 1);
+    }
+    f->value[t->lane][t->phase][t->index] = in * 31 + t->phase;
+    return 0;
+}
+
+static void check_results(fixture *f, long seed)
+{
+    for (int p = 0; p < PHASES; p++)
+        for (int j = 0; j < TASKS; j++) {
+            int lane = nr_team_winner(f->team, p, j);
+            CU_ASSERT(lane >= 0 && lane < LANES);
+            if (f->value[lane][p][j] != expected(seed, p, j)) {
+                CU_FAIL("a phase's result is not the task's value");
+                fprintf(stderr, "# run %ld phase %d task %d lane %d: %ld, expected %ld\n", seed, p, j, lane,
+                        f->value[lane][p][j], expected(seed, p, j));
+                return;
+            }
+        }
+}
+
+static nr_team *new_team(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    nr_error err = { { 0 } };
+    f->team = nr_team_new(LANES, PHASES, TASKS, sizeof(run_args), task, f, &err);
+    if (!f->team) fprintf(stderr, "# %s\n", err.msg);
+    return f->team;
+}
+
+static void test_every_task_once(void)
+{
+    fixture f;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(new_team(&f));
+    for (long run = 1; run <= 200; run++) {
+        run_args a = { run * 1000, 0 };
+        nr_team_run(f.team, 1 + (int)(run % PHASES), TASKS, &a); /* runs of 1, 2 and 3 phases */
+        for (int p = 0; p <= (int)(run % PHASES); p++)
+            for (int j = 0; j < TASKS; j++) {
+                int lane = nr_team_winner(f.team, p, j);
+                CU_ASSERT_EQUAL(f.value[lane][p][j], expected(a.seed, p, j));
+            }
+    }
+    nr_team_counts c;
+    nr_team_counts_of(f.team, &c);
+    CU_ASSERT(c.tasks >= 200 * TASKS);
+    nr_team_free(f.team);
+}
+
+static void test_stalled_lane_backed_up(void)
+{
+    fixture f;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(new_team(&f));
+    run_args warm = { 7, 0 };
+    nr_team_run(f.team, PHASES, TASKS, &warm); /* the phases' durations, for the backup's threshold */
+    run_args a = { 42, 1 };
+    nr_team_run(f.team, PHASES, TASKS, &a);
+    check_results(&f, 42);
+    nr_team_counts c;
+    nr_team_counts_of(f.team, &c);
+    CU_ASSERT(c.backups_won >= 1);
+    CU_ASSERT(await(&f.stalled_returned)); /* it saw its result unwanted and stopped */
+    CU_ASSERT_FALSE(atomic_load(&f.gate_timed_out));
+    nr_team_free(f.team);
+}
+
+static void test_late_result_ignored(void)
+{
+    fixture f;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(new_team(&f));
+    run_args warm = { 7, 0 };
+    nr_team_run(f.team, PHASES, TASKS, &warm);
+    run_args a = { 42, 2 };
+    nr_team_run(f.team, PHASES, TASKS, &a);
+    /* The run returned while lane 1 is still stuck inside a task of it. */
+    CU_ASSERT_FALSE(atomic_load(&f.stalled_returned));
+    check_results(&f, 42);
+    atomic_store(&f.release_stalled, 1);
+    for (long run = 43; run < 60; run++) {
+        run_args b = { run, 0 };
+        nr_team_run(f.team, PHASES, TASKS, &b);
+        check_results(&f, run);
+    }
+    CU_ASSERT(await(&f.stalled_returned));
+    CU_ASSERT_FALSE(atomic_load(&f.gate_timed_out));
+    nr_team_free(f.team);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    static CU_TestInfo team[] = {
+        { "every task of every phase has one result, read from the lane that published it", test_every_task_once },
+        { "a task held by a stalled lane is redone by another, and the run goes on", test_stalled_lane_backed_up },
+        { "a run does not wait for a stalled lane, and its late result never counts", test_late_result_ignored },
+        CU_TEST_INFO_NULL,
+    };
+    if (tap_add_suite("team", team)) return 1;
+    return tap_run_all();
+}
