@@ -23,10 +23,9 @@ typedef struct cpu_backend {
     nr_loss loss;
     nr_model m;
     const nr_dataset *sets[NR_SET_COUNT];
-    float *optim_state, *sam_e, *dlogits;
+    float *optim_state, *sam_e;
     size_t nstate;
-    int32_t *labels;
-    float *pre_scratch;           /* per thread */
+    float *pre_scratch;           /* per lane of the model's passes */
     size_t pre_scratch_each;
     int nthreads;
     nr_step_result *steps;        /* per slot of the epoch */
@@ -39,14 +38,7 @@ static size_t image_size(const nr_program *p)
     return (size_t)p->data.channels * p->data.height * p->data.width;
 }
 
-static float *thread_scratch(cpu_backend *cb)
-{
-#ifdef _OPENMP
-    return cb->pre_scratch + (size_t)omp_get_thread_num() * cb->pre_scratch_each;
-#else
-    return cb->pre_scratch;
-#endif
-}
+static float *lane_scratch(cpu_backend *cb, int lane) { return cb->pre_scratch + (size_t)lane * cb->pre_scratch_each; }
 
 static int cpu_upload(nr_backend *b, int set, const nr_dataset *ds, nr_error *e)
 {
@@ -66,7 +58,7 @@ typedef struct batch_source {
 
 /* Samples [first, first + count) of the training batch: augmented images
  * into the model's input, labels beside them. */
-static void prepare_train_samples(void *ctx, int first, int count)
+static void prepare_train_samples(void *ctx, int first, int count, float *input, int *labels, int lane)
 {
     const batch_source *src = ctx;
     cpu_backend *cb = src->cb;
@@ -74,12 +66,13 @@ static void prepare_train_samples(void *ctx, int first, int count)
     const nr_program *p = cb->p;
     const nr_dataset *ds = cb->sets[NR_SET_TRAIN];
     size_t sz = image_size(p);
-    for (int j = first; j < first + count; j++) {
+    for (int k = 0; k < count; k++) {
+        int j = first + k;
         uint32_t img = bt->image[j];
         nr_stream st = nr_stream_make(cb->c.seed, NR_RNG_AUGMENT, bt->stream_a[j], img);
         nr_preprocess(&p->data, bt->augment[j] ? &p->augment : NULL, ds->pixels + (size_t)img * sz,
-                      cb->m.act[0] + (size_t)j * sz, thread_scratch(cb), st);
-        cb->labels[j] = ds->labels[img];
+                      input + (size_t)k * sz, lane_scratch(cb, lane), st);
+        labels[k] = ds->labels[img];
     }
 }
 
@@ -88,8 +81,7 @@ static void prepare_train_samples(void *ctx, int first, int count)
 static double forward_backward(cpu_backend *cb, const nr_batch *bt, int flags, uint32_t draw, int *correct)
 {
     batch_source src = { cb, bt, NULL, 0 };
-    nr_pass ps = { bt->n, flags, cb->c.seed, draw, prepare_train_samples, &src, &cb->loss, cb->p->classes,
-                   cb->labels, cb->dlogits };
+    nr_pass ps = { bt->n, flags, cb->c.seed, draw, prepare_train_samples, &src, &cb->loss };
     double loss = 0.0;
     nr_model_pass(&cb->m, &ps, &loss, correct);
     return loss;
@@ -131,7 +123,7 @@ static int cpu_read_steps(nr_backend *b, long first, long count, nr_step_result 
 
 /* Samples [first, first + count) of the evaluation batch that starts at
  * the evaluation's sample src->first. */
-static void prepare_eval_samples(void *ctx, int first, int count)
+static void prepare_eval_samples(void *ctx, int first, int count, float *input, int *labels, int lane)
 {
     const batch_source *src = ctx;
     cpu_backend *cb = src->cb;
@@ -140,18 +132,18 @@ static void prepare_eval_samples(void *ctx, int first, int count)
     const nr_dataset *ds = cb->sets[ev->set];
     const nr_noise_test *nt = &p->noise;
     size_t sz = image_size(p);
-    for (int j = first; j < first + count; j++) {
-        int at = src->first + j;
+    for (int k = 0; k < count; k++) {
+        int at = src->first + first + k;
         uint32_t img = ev->idx ? ev->idx[at] : (uint32_t)at;
         const uint8_t *px = ds->pixels + (size_t)img * sz;
-        float *out = cb->m.act[0] + (size_t)j * sz;
+        float *out = input + (size_t)k * sz;
         if (ev->noise_level < 0) {
-            nr_preprocess(&p->data, NULL, px, out, thread_scratch(cb), nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
+            nr_preprocess(&p->data, NULL, px, out, lane_scratch(cb, lane), nr_stream_make(0, NR_RNG_AUGMENT, 0, 0));
         } else {
             nr_stream st = nr_noise_stream(nt, ev->noise_level, img);
             nr_preprocess_noisy(&p->data, nt, nt->std[ev->noise_level], px, out, st);
         }
-        cb->labels[j] = ds->labels[img];
+        labels[k] = ds->labels[img];
     }
 }
 
@@ -166,12 +158,12 @@ static int cpu_evaluate(nr_backend *b, const nr_eval *ev, double *loss_sum, long
     for (int first = 0; first < ev->count; first += batch) {
         int n = ev->count - first < batch ? ev->count - first : batch;
         batch_source src = { cb, NULL, ev, first };
-        nr_pass ps = { n, 0, cb->c.seed, 0, prepare_eval_samples, &src, NULL, classes, NULL, NULL };
+        nr_pass ps = { n, 0, cb->c.seed, 0, prepare_eval_samples, &src, NULL };
         const float *out = nr_model_pass(&cb->m, &ps, NULL, NULL);
         if (pred)
             for (int j = 0; j < n; j++) pred[first + j] = nr_argmax_row(out + (size_t)j * classes, classes);
         int c = 0;
-        *loss_sum += n * nr_loss_forward_backward(&cb->loss, n, classes, out, cb->labels, NULL, &c);
+        *loss_sum += n * nr_loss_forward_backward(&cb->loss, n, classes, out, cb->m.labels, NULL, &c);
         *correct += c;
     }
     return 0;
@@ -203,8 +195,6 @@ static void cpu_destroy(nr_backend *b)
     nr_model_free(&cb->m);
     nr_free(cb->optim_state);
     nr_free(cb->sam_e);
-    nr_free(cb->dlogits);
-    nr_free(cb->labels);
     nr_free(cb->pre_scratch);
     nr_free(cb->steps);
     free(cb);
@@ -240,12 +230,10 @@ nr_backend *nr_cpu_backend_open(const nr_backend_config *c, nr_error *e)
     cb->nstate = nr_optim_state_count(&cb->optim, cb->m.nparams);
     cb->optim_state = nr_zalloc((cb->nstate ? cb->nstate : 1) * sizeof(float));
     cb->sam_e = cb->optim.sam ? nr_zalloc(cb->m.nparams * sizeof(float)) : NULL;
-    cb->dlogits = nr_zalloc((size_t)c->batch * c->p->classes * sizeof(float));
-    cb->labels = nr_zalloc((size_t)c->batch * sizeof *cb->labels);
     cb->pre_scratch_each = nr_preprocess_scratch(&c->p->data, &c->p->augment) + 16;
-    cb->pre_scratch = nr_zalloc(cb->pre_scratch_each * (size_t)cb->nthreads * sizeof(float));
+    cb->pre_scratch = nr_zalloc(cb->pre_scratch_each * (size_t)cb->m.nlanes * sizeof(float));
     cb->steps = nr_zalloc((size_t)(c->max_steps > 0 ? c->max_steps : 1) * sizeof *cb->steps);
-    if (!cb->optim_state || (cb->optim.sam && !cb->sam_e) || !cb->dlogits || !cb->labels || !cb->pre_scratch ||
+    if (!cb->optim_state || (cb->optim.sam && !cb->sam_e) || !cb->pre_scratch ||
         !cb->steps) {
         cpu_destroy(&cb->base);
         nr_fail(e, "out of memory for batches of %d", c->batch);

@@ -42,12 +42,19 @@ void nr_cpu_set_threads(int threads)
 #endif
 }
 
-/* Inside a parallel region (the data-parallel step runs every layer of a
- * micro-batch on one thread) a kernel runs on its caller's thread alone:
- * its work and its sums then do not depend on the thread count. */
+/* Set on a thread while it runs a pass's tasks (model.c). */
+static _Thread_local int in_lane;
+
+void nr_cpu_lane_kernels(int on) { in_lane = on; }
+
+/* Inside a parallel region or a pass's task (the data-parallel step runs
+ * every layer of a micro-batch on one thread) a kernel runs on its
+ * caller's thread alone: its work and its sums then do not depend on the
+ * thread count. */
 static int kernel_threads(void)
 {
     if (cpu_threads <= 0) nr_cpu_set_threads(0);
+    if (in_lane) return 1;
 #ifdef _OPENMP
     if (omp_get_level() > 0) return 1;
 #endif

@@ -121,4 +121,7 @@ double nr_loss_rows(const nr_loss *loss, int n, int classes, const float *logits
  * for max(threads, cores) threads, so set a count above the core count
  * before sizing scratch. A kernel called before this sets every core. */
 void nr_cpu_set_threads(int threads);
+/* on: the calling thread runs a pass's tasks, and its kernels run on it
+ * alone (as inside an OpenMP parallel region); off: as set above. */
+void nr_cpu_lane_kernels(int on);
 #endif
