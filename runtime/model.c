@@ -93,27 +93,21 @@ static int make_plan(const nr_model *m, int training, nr_plan *pl)
      * the end); backward phase k + c: the c-th sync layer from the end down
      * to the layer after the sync before it. */
     int q = 0;
-    for (int i = 0; i < nl; i++)
+    for (int i = 0; i < nl; i++) {
         if (needs_sync(m, training, i)) {
             pl->hi[q] = i;
             pl->lo[++q] = i;
         }
+        pl->fwd_phase[i + 1] = q;
+    }
     pl->hi[k] = nl;
     for (int c = 1; c <= k; c++) {
         pl->lo[k + c] = k - c >= 1 ? pl->lo[k - c] + 1 : 0;
         pl->hi[k + c] = pl->lo[k - c + 1] + 1;
     }
-    int syncs_seen = 0;
-    pl->fwd_phase[0] = 0;
-    for (int i = 0; i < nl; i++) {
-        syncs_seen += needs_sync(m, training, i);
-        pl->fwd_phase[i + 1] = syncs_seen;
-    }
-    for (int i = 0; i <= nl; i++) {
-        int at_or_after = 0;
-        for (int s = i; s < nl; s++) at_or_after += needs_sync(m, training, s);
-        pl->bwd_phase[i] = k + at_or_after;
-    }
+    /* Layer i's backward runs in the phase of the first sync layer at or
+     * after it: k + (syncs at or after i) = k + (k - syncs before i). */
+    for (int i = 0; i <= nl; i++) pl->bwd_phase[i] = 2 * k - pl->fwd_phase[i];
     return 0;
 }
 
@@ -287,11 +281,17 @@ typedef struct micro_batch {
     float *scratch, *grads;
 } micro_batch;
 
+/* The lane that finished micro-batch j of the phase. */
+static const nr_lane *winner_lane(const nr_model *m, int phase, int j)
+{
+    return &m->lane[nr_team_winner(m->team, phase, j)];
+}
+
 /* The lane holding what phase `phase` wrote for this micro-batch: this
  * task's own within its phase, else the lane that finished that task. */
 static const nr_lane *lane_of(const nr_model *m, int phase, const micro_batch *mb)
 {
-    return phase == mb->phase ? mb->out : &m->lane[nr_team_winner(m->team, phase, mb->j)];
+    return phase == mb->phase ? mb->out : winner_lane(m, phase, mb->j);
 }
 
 static const float *saved_at(const nr_model *m, int i, const micro_batch *mb)
@@ -330,7 +330,7 @@ static void bn_total(const nr_model *m, int i, int nmicro, int phase, size_t off
 {
     for (int c = 0; c < count; c++) out[c] = 0.0;
     for (int j = 0; j < nmicro; j++) {
-        const double *part = bn_part_in(&m->lane[nr_team_winner(m->team, phase, j)], m, i, j) + offset;
+        const double *part = bn_part_in(winner_lane(m, phase, j), m, i, j) + offset;
         for (int c = 0; c < count; c++) out[c] += part[c];
     }
 }
@@ -355,7 +355,7 @@ static void bn_batch_stats(const nr_model *m, const nr_pass *ps, int i, int phas
     for (int c = 0; c < C; c++) mean[c] /= (double)count;
     for (int c = 0; c < C; c++) var[c] = 0.0;
     for (int j = 0; j < nmicro; j++) {
-        const double *part = bn_part_in(&m->lane[nr_team_winner(m->team, phase, j)], m, i, j);
+        const double *part = bn_part_in(winner_lane(m, phase, j), m, i, j);
         double n_j = (double)micro_images(m, ps, j) * (double)hw;
         for (int c = 0; c < C; c++) {
             double d = part[c] / n_j - mean[c];
@@ -592,7 +592,7 @@ static void sum_gradients(nr_model *m, const nr_plan *pl, int nmicro)
         if (hi == lo) continue;
         float *g = m->grads;
         for (int j = 0; j < nmicro; j++) {
-            const float *part = m->lane[nr_team_winner(m->team, pl->bwd_phase[i], j)].part_grads + (size_t)j * m->nparams;
+            const float *part = winner_lane(m, pl->bwd_phase[i], j)->part_grads + (size_t)j * m->nparams;
             if (j == 0) {
                 memcpy(g + lo, part + lo, (hi - lo) * sizeof *g);
                 continue;
@@ -624,8 +624,8 @@ static void gather_outputs(nr_model *m, const nr_plan *pl, const nr_pass *ps, in
     size_t per = (size_t)m->classes;
     for (int j = 0; j < nmicro; j++) {
         int first = j * m->micro, nb = micro_images(m, ps, j);
-        const nr_lane *out = &m->lane[nr_team_winner(m->team, last, j)];
-        const nr_lane *in = &m->lane[nr_team_winner(m->team, 0, j)];
+        const nr_lane *out = winner_lane(m, last, j);
+        const nr_lane *in = winner_lane(m, 0, j);
         memcpy(m->out + (size_t)first * per, out->act[m->nlayers] + (size_t)first * per, (size_t)nb * per * sizeof(float));
         memcpy(m->labels + first, in->labels + first, (size_t)nb * sizeof *m->labels);
     }
@@ -647,7 +647,7 @@ const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, in
         double total = 0.0;
         int right = 0;
         for (int j = 0; j < nmicro; j++) {
-            const nr_lane *ln = &m->lane[nr_team_winner(m->team, pl->syncs, j)];
+            const nr_lane *ln = winner_lane(m, pl->syncs, j);
             total += ln->loss_part[j];
             right += ln->correct_part[j];
         }

@@ -81,6 +81,9 @@ static uint64_t win_word(unsigned gen, int lane) { return (uint64_t)gen << 8 | (
 static const run_head *head_of(const nr_team *t, int lane) { return (const run_head *)(t->snap + (size_t)lane * t->words); }
 static const void *args_of(const nr_team *t, int lane) { return (const char *)head_of(t, lane) + sizeof(run_head); }
 
+/* The generation of the published run if it is newer than `after`, else 0. */
+static unsigned newer_run(unsigned seq, unsigned after) { return (seq & 1) || seq / 2 <= after ? 0 : seq / 2; }
+
 /* The run's head and arguments into lane's copy, as one consistent
  * snapshot (a sequence lock); returns the run's generation, or 0 when no
  * run newer than `after` is published. */
@@ -89,7 +92,7 @@ static unsigned copy_run(nr_team *t, int lane, unsigned after)
     uint64_t *dst = t->snap + (size_t)lane * t->words;
     for (;;) {
         unsigned s1 = atomic_load_explicit(&t->seq, memory_order_acquire);
-        if ((s1 & 1) || s1 / 2 <= after) return 0;
+        if (!newer_run(s1, after)) return 0;
         for (size_t w = 0; w < t->words; w++) dst[w] = atomic_load_explicit(&t->args[w], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&t->seq, memory_order_relaxed) == s1) return s1 / 2;
@@ -124,8 +127,6 @@ int nr_team_winner(const nr_team *t, int phase, int index)
     int lane = (int)(atomic_load_explicit(&t->win[slot(t, phase, index)], memory_order_acquire) & 0xff);
     return lane < t->lanes ? lane : 0;
 }
-
-int nr_team_lanes(const nr_team *t) { return t->lanes; }
 
 /* The first free task of the phase, now claimed by the caller; -1: none. */
 static int claim_free(nr_team *t, int phase, unsigned gen, int tasks)
@@ -228,7 +229,7 @@ static unsigned wait_for_run(nr_team *t, int lane, unsigned after)
         }
         pthread_mutex_lock(&t->mu);
         atomic_fetch_add(&t->sleepers, 1);
-        while (!atomic_load(&t->quit) && !((atomic_load(&t->seq) & 1) == 0 && atomic_load(&t->seq) / 2 > after))
+        while (!atomic_load(&t->quit) && !newer_run(atomic_load(&t->seq), after))
             pthread_cond_wait(&t->wake, &t->mu);
         atomic_fetch_sub(&t->sleepers, 1);
         pthread_mutex_unlock(&t->mu);

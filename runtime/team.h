@@ -41,7 +41,6 @@ typedef int nr_task_fn(void *ctx, const nr_task *t);
 nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn, void *ctx,
                      nr_error *err);
 void nr_team_free(nr_team *team);
-int nr_team_lanes(const nr_team *team);
 
 /* Runs phases 0 .. phases - 1 of `tasks` tasks each, one phase after the
  * other; returns once every task has a published result. */
