@@ -19,13 +19,16 @@
 #include <math.h>
 #include <string.h>
 
-/* Below this many parameters a parallel region costs more than it saves.
- * Chunks are handed out as threads come (a thread whose core is busy with
- * another program takes fewer); each element's update is the same on any
+/* Below this many parameters a parallel region costs more than it saves:
+ * at 61,706 (W5) and 78,658 (W6) the update on the calling thread alone was
+ * as fast as on two on a quiet machine, and 10-15% faster in images/s with
+ * another program busy on one of the two cores, where the region's closing
+ * barrier waits for a descheduled thread (bench/RESULTS.md). Chunks are
+ * handed out as threads come; each element's update is the same on any
  * thread. The `if` applies to `parallel` only: on the combined construct a
  * plain `if` also turns `simd` off when false, and the loop then ran
  * scalar, 10x slower (measured on Adam). */
-#define NR_OPTIM_PAR_MIN (1 << 13)
+#define NR_OPTIM_PAR_MIN (1 << 18)
 
 #define NR_PI 3.14159265358979323846
 
