@@ -21,7 +21,7 @@
 
 /* Below this many parameters a parallel region costs more than it saves:
  * at 61,706 (W5) and 78,658 (W6) the update on the calling thread alone was
- * as fast as on two on a quiet machine, and 10-15% faster in images/s with
+ * as fast as on two on a quiet machine, and 5-15% faster in images/s with
  * another program busy on one of the two cores, where the region's closing
  * barrier waits for a descheduled thread (bench/RESULTS.md). Chunks are
  * handed out as threads come; each element's update is the same on any

@@ -22,11 +22,11 @@ enum { FREE = 0, CLAIMED = 1, NO_LANE = 0xff };
 #define BACKUP_SLACK_NS 20000
 /* How long a thread spins for the next run before it sleeps. Short: the
  * caller's work between passes (the optimizer, the next batch) takes 0.1 to
- * 0.3 ms on the workloads, and when another program shares the cores a
- * thread spinning for a descheduled caller only burns the time the caller
- * needs (2 ms of spinning: W5 at batch 32 on 2 threads with one core busy
- * 23-28k images/s; sleeping after 50 us: 31-35k; no change on a quiet
- * machine, bench/RESULTS.md). */
+ * 0.3 ms on the workloads, and when another program shares the cores, a
+ * thread spinning while the caller is descheduled burns the CPU time netc
+ * gets (W5 at batch 32 on 2 threads with one core busy: 23-28k images/s
+ * with 2 ms of spinning, 31-32k with 50 us; no change on a quiet machine;
+ * bench/RESULTS.md). */
 #define IDLE_SPIN_NS 50000
 /* How long a lane with nothing to claim or back up spins before it also
  * yields its core between checks. */
