@@ -365,17 +365,25 @@ static void bn_batch_stats(const nr_model *m, const nr_pass *ps, int i, int phas
     for (int c = 0; c < C; c++) var[c] /= (double)count;
 }
 
+/* The batch statistics of BatchNorm layer i, from the sums `phase` wrote,
+ * set into `saved` (and into the running statistics when flags has
+ * NR_UPDATE_STATS). stats: 2 * C doubles of room. */
+static void bn_set_batch_stats(nr_model *m, const nr_pass *ps, int i, int phase, double *stats, float *saved,
+                               int flags)
+{
+    const nr_layer *L = &m->layers[i];
+    bn_batch_stats(m, ps, i, phase, stats);
+    nr_bn_set_stats(L, (size_t)ps->n * L->in_h * L->in_w, stats, stats + L->in_c, m->buffers + m->buffer_off[i],
+                    saved, flags);
+}
+
 /* The batch statistics of BatchNorm layer i into the micro-batch's saved
  * block (the running statistics move once, after the pass). */
 static void bn_synced_stats(nr_model *m, int i, const micro_batch *mb)
 {
-    const nr_layer *L = &m->layers[i];
-    const nr_pass *ps = mb->ps;
-    size_t count = (size_t)ps->n * L->in_h * L->in_w;
-    double *stats = (double *)mb->scratch; /* mean [C], var [C]: scratch is free between layers */
-    bn_batch_stats(m, ps, i, mb->plan->fwd_phase[i], stats);
-    nr_bn_set_stats(L, count, stats, stats + L->in_c, m->buffers + m->buffer_off[i], saved_out(m, i, mb),
-                    ps->flags & ~NR_UPDATE_STATS);
+    /* mean [C], var [C] in the lane's scratch, free between layers */
+    bn_set_batch_stats(m, mb->ps, i, mb->plan->fwd_phase[i], (double *)mb->scratch, saved_out(m, i, mb),
+                       mb->ps->flags & ~NR_UPDATE_STATS);
 }
 
 static void bn_forward_synced(nr_model *m, int i, const micro_batch *mb)
@@ -609,11 +617,8 @@ static void update_running_stats(nr_model *m, const nr_pass *ps, const nr_plan *
     double *stats = (double *)m->lane[0].scratch;
     for (int i = 0; i < m->nlayers; i++) {
         if (!needs_sync(m, 1, i)) continue;
-        const nr_layer *L = &m->layers[i];
-        bn_batch_stats(m, ps, i, pl->fwd_phase[i], stats);
-        float *saved = (float *)(stats + 2 * (size_t)L->in_c); /* a throwaway block */
-        nr_bn_set_stats(L, (size_t)ps->n * L->in_h * L->in_w, stats, stats + L->in_c, m->buffers + m->buffer_off[i],
-                        saved, ps->flags);
+        float *saved = (float *)(stats + 2 * (size_t)m->layers[i].in_c); /* a throwaway block */
+        bn_set_batch_stats(m, ps, i, pl->fwd_phase[i], stats, saved, ps->flags);
     }
 }
 
@@ -637,9 +642,8 @@ const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, in
     int nmicro = micro_count(m, ps->n), training = (ps->flags & NR_TRAINING) != 0;
     const nr_plan *pl = &m->plan[training];
     int phases = ps->loss ? 2 * pl->syncs + 1 : pl->syncs + 1;
-    nr_cpu_lane_kernels(1);
     nr_team_run(m->team, phases, nmicro, ps);
-    nr_cpu_lane_kernels(0);
+    nr_cpu_lane_kernels(0); /* run_task set it on this thread too */
     gather_outputs(m, pl, ps, nmicro);
     if (training && (ps->flags & NR_UPDATE_STATS)) update_running_stats(m, ps, pl);
     if (ps->loss) {
