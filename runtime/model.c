@@ -181,6 +181,7 @@ static void free_lane(const nr_model *m, nr_lane *ln)
 }
 
 static int run_task(void *ctx, const nr_task *t);
+static void finish_pass(void *ctx, const nr_task *last);
 
 /* Per layer: parameter and buffer offsets, saved block sizes, and the
  * largest scratch any layer needs. */
@@ -232,7 +233,7 @@ int nr_model_init(nr_model *m, const nr_program *p, int max_batch, nr_error *err
         goto oom;
     for (int l = 0; l < m->nlanes; l++)
         if (alloc_lane(m, &m->lane[l], nmicro)) goto oom;
-    m->team = nr_team_new(m->nlanes, 2 * m->plan[1].syncs + 1, nmicro, sizeof(nr_pass), run_task, m, err);
+    m->team = nr_team_new(m->nlanes, 2 * m->plan[1].syncs + 1, nmicro, sizeof(nr_pass), run_task, finish_pass, m, err);
     if (!m->team) {
         nr_model_free(m);
         return -1;
@@ -612,9 +613,9 @@ static void sum_gradients(nr_model *m, const nr_plan *pl, int nmicro)
 }
 
 /* BatchNorm's running statistics, moved once per pass. */
-static void update_running_stats(nr_model *m, const nr_pass *ps, const nr_plan *pl)
+static void update_running_stats(nr_model *m, const nr_pass *ps, const nr_plan *pl, float *scratch)
 {
-    double *stats = (double *)m->lane[0].scratch;
+    double *stats = (double *)scratch;
     for (int i = 0; i < m->nlayers; i++) {
         if (!needs_sync(m, 1, i)) continue;
         float *saved = (float *)(stats + 2 * (size_t)m->layers[i].in_c); /* a throwaway block */
@@ -636,16 +637,19 @@ static void gather_outputs(nr_model *m, const nr_plan *pl, const nr_pass *ps, in
     }
 }
 
-const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, int *correct)
+/* After the pass, on the thread that finished it: the outputs in one
+ * place, the running statistics, the gradients and the loss, then the
+ * pass's own `after`. */
+static void finish_pass(void *ctx, const nr_task *last)
 {
-    if (ps->n <= 0) return m->out;
+    nr_model *m = ctx;
+    const nr_pass *ps = last->args;
     int nmicro = micro_count(m, ps->n), training = (ps->flags & NR_TRAINING) != 0;
     const nr_plan *pl = &m->plan[training];
-    int phases = ps->loss ? 2 * pl->syncs + 1 : pl->syncs + 1;
-    nr_team_run(m->team, phases, nmicro, ps);
-    nr_cpu_lane_kernels(0); /* run_task set it on this thread too */
     gather_outputs(m, pl, ps, nmicro);
-    if (training && (ps->flags & NR_UPDATE_STATS)) update_running_stats(m, ps, pl);
+    if (training && (ps->flags & NR_UPDATE_STATS)) update_running_stats(m, ps, pl, m->lane[last->lane].scratch);
+    m->loss_mean = 0.0;
+    m->correct = 0;
     if (ps->loss) {
         sum_gradients(m, pl, nmicro);
         double total = 0.0;
@@ -655,8 +659,40 @@ const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, in
             total += ln->loss_part[j];
             right += ln->correct_part[j];
         }
-        *loss_mean = total / ps->n;
-        if (correct) *correct = right;
+        m->loss_mean = total / ps->n;
+        m->correct = right;
+    }
+    if (ps->after) ps->after(ps->ctx, m->loss_mean, m->correct);
+}
+
+static int pass_phases(const nr_model *m, const nr_pass *ps)
+{
+    const nr_plan *pl = &m->plan[(ps->flags & NR_TRAINING) != 0];
+    return ps->loss ? 2 * pl->syncs + 1 : pl->syncs + 1;
+}
+
+long nr_model_submit(nr_model *m, const nr_pass *ps)
+{
+    long k = nr_team_submit(m->team, pass_phases(m, ps), micro_count(m, ps->n), ps);
+    nr_cpu_lane_kernels(0); /* lane 0 may have run tasks while it waited for room */
+    return k;
+}
+
+void nr_model_wait(nr_model *m, long passes)
+{
+    nr_team_wait(m->team, passes);
+    nr_cpu_lane_kernels(0); /* run_task set it on this thread too */
+}
+
+long nr_model_submitted(const nr_model *m) { return nr_team_submitted(m->team); }
+
+const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, int *correct)
+{
+    if (ps->n <= 0) return m->out;
+    nr_model_wait(m, nr_model_submit(m, ps));
+    if (ps->loss) {
+        *loss_mean = m->loss_mean;
+        if (correct) *correct = m->correct;
     }
     return m->out;
 }

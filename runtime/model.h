@@ -70,6 +70,8 @@ typedef struct nr_model {
     float *out;                       /* [max_batch, classes]: the last pass's output */
     int *labels;                      /* [max_batch]: its labels, from prepare */
     nr_team *team;
+    double loss_mean;                 /* the last finished pass's, with a loss */
+    int correct;
 } nr_model;
 
 /* Fills samples [first, first + count) of the batch: their input (at
@@ -87,6 +89,10 @@ typedef struct nr_pass {
     nr_prepare_fn *prepare;
     void *ctx;
     const nr_loss *loss;              /* NULL: forward only */
+    /* Run once the pass is done, on the thread that finished it, with ctx
+     * and (with a loss) the batch's mean loss and number right; NULL:
+     * nothing. */
+    void (*after)(void *ctx, double loss_mean, int correct);
 } nr_pass;
 
 /* Lays out the model and allocates memory for batches of up to max_batch,
@@ -101,6 +107,15 @@ void nr_model_init_weights(nr_model *m, uint64_t seed);
  * loss, *correct how many samples the model got right, and grads the
  * gradients. */
 const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, int *correct);
+/* Starts the pass and returns its number while it runs (after the passes
+ * submitted before it); *ps and what its prepare reads must stay as they
+ * are until nr_model_wait(m, number) returns, and its results are what
+ * ps->after receives. Waits while NR_TEAM_QUEUE passes are unfinished. */
+long nr_model_submit(nr_model *m, const nr_pass *ps);
+/* Takes part in the passes until the first `passes` passes have finished. */
+void nr_model_wait(nr_model *m, long passes);
+/* Passes submitted so far. */
+long nr_model_submitted(const nr_model *m);
 /* Elements of one sample at layer i's output (i = -1: the input). */
 size_t nr_model_sample_size(const nr_model *m, int i);
 #endif

@@ -20,13 +20,13 @@ enum { FREE = 0, CLAIMED = 1, NO_LANE = 0xff };
  * to finish. (The quickest, because a task whose thread was descheduled
  * takes any time.) */
 #define BACKUP_SLACK_NS 20000
-/* How long a thread spins for the next run before it sleeps. Short: the
- * caller's work between passes (the optimizer, the next batch) takes 0.1 to
- * 0.3 ms on the workloads, and when another program shares the cores, a
- * thread spinning while the caller is descheduled burns the CPU time netc
- * gets (W5 at batch 32 on 2 threads with one core busy: 23-28k images/s
- * with 2 ms of spinning, 31-32k with 50 us; no change on a quiet machine;
- * bench/RESULTS.md). */
+/* How long a thread spins for the next run before it sleeps. Short: when
+ * another program shares the cores, a thread spinning for a run that is
+ * slow to come burns the CPU time netc gets (W5 at batch 32 on 2 threads
+ * with one core busy: 23-28k images/s with 2 ms of spinning, 31-32k with
+ * 50 us; no change on a quiet machine; bench/RESULTS.md). Spinning on while
+ * a run is being finished or waits in the queue measured worse with a core
+ * busy: 200 us lost 3-8%, yielding until the run came 0-10%. */
 #define IDLE_SPIN_NS 50000
 /* How long a lane with nothing to claim or back up spins before it also
  * yields its core between checks. */
@@ -45,11 +45,15 @@ struct nr_team {
     int lanes, max_phases, max_tasks;
     size_t args_size, words;        /* words: 8-byte words of run_head + args */
     nr_task_fn *fn;
+    nr_finish_fn *finish;
     void *ctx;
+    uint64_t *ring;                 /* [NR_TEAM_QUEUE * words]: submitted runs, run r at (r - 1) % NR_TEAM_QUEUE */
+    _Atomic long submitted, launched, finished; /* runs so far; run r has generation r */
+    unsigned caller_seen;           /* the last run lane 0 took part in */
     _Atomic unsigned seq;           /* 2 gen: run gen is published; odd: being written */
     _Atomic uint64_t *args;         /* [words]: run_head, then the arguments */
     uint64_t *snap;                 /* [lanes * words]: each lane's copy */
-    _Atomic unsigned ended;         /* the last run that returned */
+    _Atomic unsigned ended;         /* the last run whose tasks may no longer use the submitter's memory */
     _Atomic uint64_t *claim, *win;  /* [max_phases * max_tasks] */
     _Atomic unsigned *backup;       /* the run in which the task has a backup */
     _Atomic int64_t *start;         /* when the task was claimed */
@@ -180,6 +184,60 @@ static int claim_backup(nr_team *t, int phase, unsigned gen, int tasks)
     return -1;
 }
 
+static void wake_sleepers(nr_team *t)
+{
+    if (atomic_load(&t->sleepers) > 0) {
+        pthread_mutex_lock(&t->mu);
+        pthread_cond_broadcast(&t->wake);
+        pthread_mutex_unlock(&t->mu);
+    }
+}
+
+/* Run gen, from its place in the ring, for the lanes to copy. */
+static void publish(nr_team *t, unsigned gen)
+{
+    const uint64_t *src = t->ring + (size_t)((gen - 1) % NR_TEAM_QUEUE) * t->words;
+    run_head h;
+    memcpy(&h, src, sizeof h);
+    for (int p = 0; p < h.phases; p++) {
+        for (int j = 0; j < h.tasks; j++) {
+            atomic_store(&t->claim[slot(t, p, j)], claim_word(gen, FREE));
+            atomic_store(&t->win[slot(t, p, j)], win_word(gen, NO_LANE));
+        }
+        atomic_store(&t->done[p], 0);
+        atomic_store(&t->fastest[2 * p + (gen & 1)], 0);
+    }
+    atomic_store(&t->seq, 2 * gen - 1);
+    for (size_t w = 0; w < t->words; w++) atomic_store_explicit(&t->args[w], src[w], memory_order_relaxed);
+    atomic_store(&t->seq, 2 * gen);
+    wake_sleepers(t);
+}
+
+/* Publishes the next submitted run when none is under way. Both the
+ * submitter (after counting a run in) and a run's finisher (after counting
+ * it out) call this, so whichever comes second launches; the
+ * compare-and-swap makes sure only one does. */
+static void try_launch(nr_team *t)
+{
+    long f = atomic_load(&t->finished), expect = f;
+    if (atomic_load(&t->submitted) > f && atomic_compare_exchange_strong(&t->launched, &expect, f + 1))
+        publish(t, (unsigned)(f + 1));
+}
+
+/* On the lane that published the run's last task: no task of the run uses
+ * the submitter's memory any more, the finish runs, and the next run
+ * starts without waiting for the submitter. */
+static void finish_run(nr_team *t, const nr_task *last)
+{
+    atomic_store(&t->ended, last->gen);
+    for (int l = 0; l < t->lanes; l++)
+        while (atomic_load(&t->in_caller[l]) == last->gen) sched_yield();
+    if (t->finish) t->finish(t->ctx, last);
+    atomic_store(&t->finished, (long)last->gen);
+    wake_sleepers(t);
+    try_launch(t);
+}
+
 static void run_task(nr_team *t, int lane, unsigned gen, int phase, int index, int backup)
 {
     atomic_fetch_add_explicit(backup ? &t->backups : &t->tasks_run, 1, memory_order_relaxed);
@@ -191,7 +249,9 @@ static void run_task(nr_team *t, int lane, unsigned gen, int phase, int index, i
     if (atomic_compare_exchange_strong(&t->win[s], &expect, win_word(gen, lane))) {
         if (t->lanes > 1) note_duration(t, gen, phase, now_ns() - began);
         if (backup) atomic_fetch_add_explicit(&t->backups_won, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&t->done[phase], 1, memory_order_release);
+        const run_head *h = head_of(t, lane);
+        int had = atomic_fetch_add_explicit(&t->done[phase], 1, memory_order_acq_rel);
+        if (phase == h->phases - 1 && had == h->tasks - 1) finish_run(t, &task);
     }
 }
 
@@ -220,12 +280,13 @@ static void run_lane(nr_team *t, int lane, unsigned gen)
     }
 }
 
-/* The next run after `after`, copied into the lane; 0 when the team quits. */
-static unsigned wait_for_run(nr_team *t, int lane, unsigned after)
+/* The next run after `after`, copied into the lane; 0 when the team quits
+ * or, with until > 0, once `until` runs have finished. */
+static unsigned wait_for_run(nr_team *t, int lane, unsigned after, long until)
 {
     int64_t began = now_ns();
     for (;;) {
-        if (atomic_load(&t->quit)) return 0;
+        if (atomic_load(&t->quit) || (until > 0 && atomic_load(&t->finished) >= until)) return 0;
         unsigned gen = copy_run(t, lane, after);
         if (gen) return gen;
         if (now_ns() - began < IDLE_SPIN_NS) {
@@ -234,7 +295,8 @@ static unsigned wait_for_run(nr_team *t, int lane, unsigned after)
         }
         pthread_mutex_lock(&t->mu);
         atomic_fetch_add(&t->sleepers, 1);
-        while (!atomic_load(&t->quit) && !newer_run(atomic_load(&t->seq), after))
+        while (!atomic_load(&t->quit) && !newer_run(atomic_load(&t->seq), after) &&
+               !(until > 0 && atomic_load(&t->finished) >= until))
             pthread_cond_wait(&t->wake, &t->mu);
         atomic_fetch_sub(&t->sleepers, 1);
         pthread_mutex_unlock(&t->mu);
@@ -246,43 +308,44 @@ static void *worker(void *arg)
 {
     const worker_arg *w = arg;
     unsigned gen = 0;
-    while ((gen = wait_for_run(w->team, w->lane, gen)) != 0) run_lane(w->team, w->lane, gen);
+    while ((gen = wait_for_run(w->team, w->lane, gen, 0)) != 0) run_lane(w->team, w->lane, gen);
     return NULL;
 }
 
+void nr_team_wait(nr_team *t, long runs)
+{
+    unsigned gen;
+    if (runs <= 0) return; /* wait_for_run's `until` would mean none */
+    while ((gen = wait_for_run(t, 0, t->caller_seen, runs)) != 0) {
+        t->caller_seen = gen;
+        run_lane(t, 0, gen);
+    }
+}
+
+long nr_team_submit(nr_team *t, int phases, int tasks, const void *args)
+{
+    long k = atomic_load(&t->submitted);
+    if (k >= NR_TEAM_QUEUE) nr_team_wait(t, k - NR_TEAM_QUEUE + 1); /* its place in the ring */
+    uint64_t *dst = t->ring + (size_t)(k % NR_TEAM_QUEUE) * t->words;
+    run_head h = { phases, tasks };
+    memcpy(dst, &h, sizeof h);
+    memcpy((char *)dst + sizeof h, args, t->args_size);
+    atomic_store(&t->submitted, k + 1);
+    try_launch(t);
+    return k + 1;
+}
+
+long nr_team_submitted(const nr_team *t) { return atomic_load(&t->submitted); }
+
 void nr_team_run(nr_team *t, int phases, int tasks, const void *args)
 {
-    unsigned gen = atomic_load(&t->seq) / 2 + 1;
-    for (int p = 0; p < phases; p++) {
-        for (int j = 0; j < tasks; j++) {
-            atomic_store(&t->claim[slot(t, p, j)], claim_word(gen, FREE));
-            atomic_store(&t->win[slot(t, p, j)], win_word(gen, NO_LANE));
-        }
-        atomic_store(&t->done[p], 0);
-        atomic_store(&t->fastest[2 * p + (gen & 1)], 0);
-    }
-    uint64_t *mine = t->snap; /* lane 0's copy, then published */
-    run_head h = { phases, tasks };
-    memcpy(mine, &h, sizeof h);
-    memcpy((char *)mine + sizeof h, args, t->args_size);
-    atomic_store(&t->seq, 2 * gen - 1);
-    for (size_t w = 0; w < t->words; w++) atomic_store_explicit(&t->args[w], mine[w], memory_order_relaxed);
-    atomic_store(&t->seq, 2 * gen);
-    if (atomic_load(&t->sleepers) > 0) {
-        pthread_mutex_lock(&t->mu);
-        pthread_cond_broadcast(&t->wake);
-        pthread_mutex_unlock(&t->mu);
-    }
-    run_lane(t, 0, gen);
-    atomic_store(&t->ended, gen);
-    for (int l = 1; l < t->lanes; l++)
-        while (atomic_load(&t->in_caller[l]) == gen) sched_yield();
+    nr_team_wait(t, nr_team_submit(t, phases, tasks, args));
 }
 
 static void *zalloc_n(size_t n, size_t each) { return nr_zalloc((n ? n : 1) * each); }
 
 nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn,
-                     void *ctx, nr_error *err)
+                     nr_finish_fn *finish, void *ctx, nr_error *err)
 {
     nr_team *t = calloc(1, sizeof *t);
     if (!t) {
@@ -295,9 +358,11 @@ nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size,
     t->args_size = args_size;
     t->words = (sizeof(run_head) + args_size + 7) / 8;
     t->fn = fn;
+    t->finish = finish;
     t->ctx = ctx;
     size_t slots = (size_t)max_phases * max_tasks;
     t->args = zalloc_n(t->words, sizeof *t->args);
+    t->ring = zalloc_n(NR_TEAM_QUEUE * t->words, sizeof *t->ring);
     t->snap = zalloc_n((size_t)t->lanes * t->words, sizeof *t->snap);
     t->claim = zalloc_n(slots, sizeof *t->claim);
     t->win = zalloc_n(slots, sizeof *t->win);
@@ -308,7 +373,7 @@ nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size,
     t->in_caller = zalloc_n((size_t)t->lanes, sizeof *t->in_caller);
     t->threads = zalloc_n((size_t)t->lanes, sizeof *t->threads);
     t->wargs = zalloc_n((size_t)t->lanes, sizeof *t->wargs);
-    if (!t->args || !t->snap || !t->claim || !t->win || !t->backup || !t->start || !t->done || !t->fastest ||
+    if (!t->args || !t->ring || !t->snap || !t->claim || !t->win || !t->backup || !t->start || !t->done || !t->fastest ||
         !t->in_caller || !t->threads || !t->wargs) {
         nr_fail(err, "out of memory for a team of %d threads", t->lanes);
         nr_team_free(t);
@@ -358,6 +423,7 @@ void nr_team_free(nr_team *t)
         pthread_mutex_destroy(&t->mu);
     }
     nr_free(t->args);
+    nr_free(t->ring);
     nr_free(t->snap);
     nr_free(t->claim);
     nr_free(t->win);

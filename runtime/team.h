@@ -14,8 +14,8 @@
  * layers) and leaves the pass: the pass never waits for it. It can be
  * running when the next pass starts, so a task reads and writes only
  * memory that lives as long as the team, writes only its own lane's, and
- * brackets any use of the caller's memory with nr_task_enter_caller and
- * nr_task_leave_caller (nr_team_run waits for those brackets alone). */
+ * brackets any use of the submitter's memory with nr_task_enter_caller and
+ * nr_task_leave_caller (a run finishes only once those brackets are left). */
 #ifndef NR_TEAM_H
 #define NR_TEAM_H
 #include "nr_error.h"
@@ -35,15 +35,41 @@ typedef struct nr_task {
  * stopped early because nr_task_wanted said so. */
 typedef int nr_task_fn(void *ctx, const nr_task *t);
 
-/* A team of `lanes` lanes: the caller of nr_team_run and lanes - 1 threads
- * of its own. Runs have up to max_phases phases of up to max_tasks tasks and
- * arguments of args_size bytes. */
-nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn, void *ctx,
-                     nr_error *err);
+/* Runs once per run, on the thread that published the run's last task,
+ * before the run counts as finished: the work that follows a pass (its
+ * optimizer step, say) is done by a thread that is running, not by a
+ * submitter the system may have descheduled. `last` is that task; its
+ * args are the run's. No task of the run uses the submitter's memory by
+ * then. */
+typedef void nr_finish_fn(void *ctx, const nr_task *last);
+
+/* A team of `lanes` lanes: the submitter's thread (lane 0, while it waits
+ * in nr_team_wait) and lanes - 1 threads of its own. Runs have up to
+ * max_phases phases of up to max_tasks tasks and arguments of args_size
+ * bytes; finish may be NULL. Freeing the team abandons runs not yet
+ * finished. */
+nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn,
+                     nr_finish_fn *finish, void *ctx, nr_error *err);
 void nr_team_free(nr_team *team);
 
-/* Runs phases 0 .. phases - 1 of `tasks` tasks each, one phase after the
- * other; returns once every task has a published result. */
+/* Runs are taken in the order they are submitted. Up to NR_TEAM_QUEUE of
+ * them may wait or run while the submitter goes on: the lane that
+ * finishes one starts the next, so the team keeps working while the
+ * submitter (lane 0) is busy elsewhere or descheduled. */
+#define NR_TEAM_QUEUE 16
+
+/* Submits a run of phases 0 .. phases - 1 (at least one) of `tasks` tasks
+ * (at least one) each, one phase after the other, and returns its number
+ * (1, 2, ...). Waits, taking part as lane 0, while NR_TEAM_QUEUE runs are
+ * unfinished. Memory the run's tasks read through nr_task_enter_caller
+ * must stay as it is until the run has finished. */
+long nr_team_submit(nr_team *team, int phases, int tasks, const void *args);
+/* Takes part as lane 0 until `runs` runs have finished (their finish
+ * included). Only the submitter's thread calls this. */
+void nr_team_wait(nr_team *team, long runs);
+/* Runs submitted so far. */
+long nr_team_submitted(const nr_team *team);
+/* Submits a run and waits for it (and so for every run before it). */
 void nr_team_run(nr_team *team, int phases, int tasks, const void *args);
 
 /* The lane that published task (phase, index) of the current run (0 while

@@ -23,6 +23,9 @@ typedef struct fixture {
     _Atomic int stalled_lane_inside, release_stalled, stalled_returned;
     _Atomic int stall_used;
     _Atomic int gate_timed_out;       /* set by lanes (CUnit's asserts belong to the main thread) */
+    long finished_seed[512];          /* the runs' seeds, in the order their finish ran */
+    _Atomic int nfinished;
+    _Atomic int finished_early;       /* a finish saw a task of its run without its result */
 } fixture;
 
 static long expected(long seed, int phase, int index)
@@ -77,6 +80,30 @@ static int task(void *ctx, const nr_task *t)
     return 0;
 }
 
+/* Records the run, and whether every task of its last phase had its value
+ * by then (the finish must come after the whole run). */
+static void finish(void *ctx, const nr_task *last)
+{
+    fixture *f = ctx;
+    const run_args *a = last->args;
+    int n = atomic_load(&f->nfinished);
+    for (int j = 0; j < TASKS; j++)
+        if (f->value[nr_team_winner(f->team, last->phase, j)][last->phase][j] != expected(a->seed, last->phase, j))
+            atomic_store(&f->finished_early, 1);
+    if (n < (int)(sizeof f->finished_seed / sizeof f->finished_seed[0])) f->finished_seed[n] = a->seed;
+    atomic_store(&f->nfinished, n + 1);
+}
+
+/* Waits (up to 5 s) until n runs have finished; returns whether they did. */
+static int await_finished(fixture *f, int n)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (atomic_load(&f->nfinished) >= n) return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
 static void check_results(fixture *f, long seed)
 {
     for (int p = 0; p < PHASES; p++)
@@ -96,7 +123,7 @@ static nr_team *new_team(fixture *f)
 {
     memset(f, 0, sizeof *f);
     nr_error err = { { 0 } };
-    f->team = nr_team_new(LANES, PHASES, TASKS, sizeof(run_args), task, f, &err);
+    f->team = nr_team_new(LANES, PHASES, TASKS, sizeof(run_args), task, finish, f, &err);
     if (!f->team) fprintf(stderr, "# %s\n", err.msg);
     return f->team;
 }
@@ -159,6 +186,44 @@ static void test_late_result_ignored(void)
     nr_team_free(f.team);
 }
 
+static void test_runs_go_on_without_submitter(void)
+{
+    fixture f;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(new_team(&f));
+    for (long seed = 1; seed <= 3; seed++) {
+        run_args a = { seed * 100, 0 };
+        CU_ASSERT_EQUAL(nr_team_submit(f.team, PHASES, TASKS, &a), seed);
+    }
+    /* The submitter takes no part: lanes 1 and 2 run all three, each
+     * run's finisher starting the next. */
+    CU_ASSERT(await_finished(&f, 3));
+    nr_team_wait(f.team, 3);
+    CU_ASSERT_EQUAL(atomic_load(&f.nfinished), 3);
+    for (int k = 0; k < 3; k++) CU_ASSERT_EQUAL(f.finished_seed[k], (k + 1) * 100);
+    CU_ASSERT_FALSE(atomic_load(&f.finished_early));
+    nr_team_free(f.team);
+}
+
+static void test_more_runs_than_the_queue(void)
+{
+    fixture f;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(new_team(&f));
+    int runs = 3 * NR_TEAM_QUEUE + 1;
+    long last = 0;
+    for (int k = 0; k < runs; k++) {
+        run_args a = { 1000 + k, 0 };
+        last = nr_team_submit(f.team, 1 + k % PHASES, TASKS, &a); /* waits while the queue is full */
+        CU_ASSERT(last - atomic_load(&f.nfinished) <= NR_TEAM_QUEUE);
+    }
+    nr_team_wait(f.team, last);
+    CU_ASSERT_EQUAL(last, runs);
+    CU_ASSERT_EQUAL_FATAL(atomic_load(&f.nfinished), runs);
+    for (int k = 0; k < runs; k++) CU_ASSERT_EQUAL(f.finished_seed[k], 1000 + k);
+    CU_ASSERT_FALSE(atomic_load(&f.finished_early));
+    CU_ASSERT_EQUAL(nr_team_submitted(f.team), runs);
+    nr_team_free(f.team);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -166,6 +231,9 @@ int main(void)
         { "every task of every phase has one result, read from the lane that published it", test_every_task_once },
         { "a task held by a stalled lane is redone by another, and the run goes on", test_stalled_lane_backed_up },
         { "a run does not wait for a stalled lane, and its late result never counts", test_late_result_ignored },
+        { "submitted runs run and finish in order while the submitter is away", test_runs_go_on_without_submitter },
+        { "more runs than the queue holds: the submitter waits for room, every run finishes once",
+          test_more_runs_than_the_queue },
         CU_TEST_INFO_NULL,
     };
     if (tap_add_suite("team", team)) return 1;
