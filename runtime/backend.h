@@ -97,7 +97,6 @@ struct nr_backend {
     const nr_backend_ops *ops;
     char device[160];             /* "cpu (2 threads)", "NVIDIA H200 (sm_90, ...)" */
     char why[512];                /* how it was chosen, for the run's first lines */
-    int cheap_reads;              /* read_steps costs nothing: the driver may check every step */
 };
 
 /* Sizes of the host state of a program (nr_host_state's counts). */

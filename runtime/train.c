@@ -666,15 +666,15 @@ static int collect_steps(run *r, int epoch, long total, long iters, long *seen, 
 }
 
 /* One epoch; fills the row's train fields. The backend keeps each step's
- * loss and the driver reads them when it reports progress and at the end,
- * so a GPU is not made to wait after every step. Returns NR_EXIT_NONFINITE
- * when the loss stopped being finite. */
+ * loss and the driver reads them about ten times a second and at the end,
+ * so neither a GPU nor the CPU's queued steps wait after every step.
+ * Returns NR_EXIT_NONFINITE when the loss stopped being finite. */
 static int train_epoch(run *r, int epoch, uint32_t *order, nr_epoch_row *row, nr_error *err)
 {
     long total = epoch_samples(r), iters = (total + r->batch - 1) / r->batch;
     for (long i = 0; i < total; i++) order[i] = (uint32_t)i;
     if (r->t.shuffle) nr_permutation(nr_stream_make(r->seed, NR_RNG_SHUFFLE, (uint32_t)epoch, 0), order, (size_t)total);
-    double loss_sum = 0, t0 = now_seconds(), last_draw = 0;
+    double loss_sum = 0, t0 = now_seconds(), last_draw = 0, last_read = t0;
     long correct = 0, seen = 0;
     r->steps_issued = 0;
     int rc = 0;
@@ -689,8 +689,12 @@ static int train_epoch(run *r, int epoch, uint32_t *order, nr_epoch_row *row, nr
         row->lr = lr;
         double t = now_seconds();
         int draw = r->o.progress && (t - last_draw > 0.1 || it + 1 == iters);
-        if (r->b->cheap_reads || draw || it + 1 == iters)
+        if (draw || t - last_read > 0.1 || it + 1 == iters) {
+            /* Reading waits for the steps queued so far; ten times a second a
+             * loss that stopped being finite is seen soon enough. */
             rc = collect_steps(r, epoch, total, iters, &seen, it + 1, &loss_sum, &correct, err);
+            last_read = t;
+        }
         if (!rc && draw) {
             long done = it * r->batch + n;
             nr_progress(stdout, epoch + 1, r->epochs, done, total, loss_sum / done, (double)correct / done, t - t0);

@@ -291,7 +291,6 @@ nr_backend *nr_cpu_backend_open(const nr_backend_config *c, nr_error *e)
         return NULL;
     }
     cb->base.ops = &cpu_ops;
-    cb->base.cheap_reads = 0; /* steps run while the driver prepares the next: reading one waits */
     cb->p = c->p;
     cb->c = *c;
     cb->optim = *c->optim;
