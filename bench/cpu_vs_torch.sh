@@ -47,10 +47,11 @@
 # of the cores a row may use (min(threads, cores)); the script prints the derivation.
 #
 # Needs a built tree (compiler/netc, runtime/libnetrt.a) configured WITHOUT
-# --enable-sanitizers and the workloads' data sets.
+# --enable-sanitizers, this source tree's own or an out-of-tree build named by
+# --build DIR, and the workloads' data sets.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-usage="usage: $0 [--workload \"w5 w6\"] [--batches \"32 100\"] [--threads \"1 2\"] [--epochs N] [--repeat N] [--train-limit N] [--cifar-data DIR] [--venv DIR] [--no-system]"
+usage="usage: $0 [--workload \"w5 w6\"] [--batches \"32 100\"] [--threads \"1 2\"] [--epochs N] [--repeat N] [--train-limit N] [--cifar-data DIR] [--venv DIR] [--no-system] [--build DIR]"
 workloads=w5
 batches=""
 threads_list=$(nproc)
@@ -60,6 +61,7 @@ limit=0
 cifar_data=${NETC_DATA:-$here/data}
 venv=""
 use_system=1
+build=$here
 while [ $# -gt 0 ]; do
     case $1 in
     --workload) workloads=$2; shift 2 ;;
@@ -71,15 +73,16 @@ while [ $# -gt 0 ]; do
     --cifar-data) cifar_data=$2; shift 2 ;;
     --venv) venv=$2; shift 2 ;;
     --no-system) use_system=0; shift ;;
+    --build) build=$(cd "$2" 2> /dev/null && pwd) || { echo "$0: no build folder '$2'" >&2; exit 2; }; shift 2 ;;
     *) echo "$usage" >&2; exit 2 ;;
     esac
 done
 for w in $workloads; do
     case $w in w5 | w6) ;; *) echo "$0: unknown workload '$w' (w5, w6)" >&2; echo "$usage" >&2; exit 2 ;; esac
 done
-netc=$here/compiler/netc
-[ -x "$netc" ] || { echo "build netc first (./bootstrap && ./configure && make)" >&2; exit 1; }
-if grep -q -- '-fsanitize' "$here/config.log" 2> /dev/null && grep -q 'enable_sanitizers=yes' "$here/config.log"; then
+netc=$build/compiler/netc
+[ -x "$netc" ] || { echo "no $netc: build netc first (./bootstrap && ./configure && make), or name the build with --build DIR" >&2; exit 1; }
+if grep -q -- '-fsanitize' "$build/config.log" 2> /dev/null && grep -q 'enable_sanitizers=yes' "$build/config.log"; then
     echo "warning: this tree is built with sanitizers; figures will be far too slow" >&2
 fi
 
