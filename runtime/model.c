@@ -671,6 +671,13 @@ static int pass_phases(const nr_model *m, const nr_pass *ps)
     return ps->loss ? 2 * pl->syncs + 1 : pl->syncs + 1;
 }
 
+long nr_model_wait_for_room(nr_model *m)
+{
+    long k = nr_team_wait_for_room(m->team);
+    nr_cpu_lane_kernels(0); /* lane 0 may have run tasks while it waited */
+    return k;
+}
+
 long nr_model_submit(nr_model *m, const nr_pass *ps)
 {
     long k = nr_team_submit(m->team, pass_phases(m, ps), micro_count(m, ps->n), ps);

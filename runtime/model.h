@@ -114,6 +114,9 @@ const float *nr_model_pass(nr_model *m, const nr_pass *ps, double *loss_mean, in
 long nr_model_submit(nr_model *m, const nr_pass *ps);
 /* Takes part in the passes until the first `passes` passes have finished. */
 void nr_model_wait(nr_model *m, long passes);
+/* Waits for the next pass's place in the queue (nr_team_wait_for_room);
+ * returns the number of passes submitted before it. */
+long nr_model_wait_for_room(nr_model *m);
 /* Passes submitted so far. */
 long nr_model_submitted(const nr_model *m);
 /* Elements of one sample at layer i's output (i = -1: the input). */

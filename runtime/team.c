@@ -2,6 +2,7 @@
 #include "team.h"
 #include <pthread.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ struct nr_team {
     _Atomic int64_t *start;         /* when the task was claimed */
     _Atomic int *done;              /* [max_phases]: tasks published */
     _Atomic int64_t *fastest;       /* [2 * max_phases]: per run parity, the phase's quickest published task */
-    _Atomic unsigned *in_caller;    /* [lanes]: the run whose caller's memory the lane uses */
+    _Atomic unsigned *in_caller;    /* [lanes]: the run whose submitter's memory the lane uses */
     _Atomic int quit, sleepers;
     _Atomic long tasks_run, backups, backups_won;
     pthread_mutex_t mu;
@@ -281,12 +282,12 @@ static void run_lane(nr_team *t, int lane, unsigned gen)
 }
 
 /* The next run after `after`, copied into the lane; 0 when the team quits
- * or, with until > 0, once `until` runs have finished. */
+ * or once `until` runs have finished (workers: LONG_MAX, never). */
 static unsigned wait_for_run(nr_team *t, int lane, unsigned after, long until)
 {
     int64_t began = now_ns();
     for (;;) {
-        if (atomic_load(&t->quit) || (until > 0 && atomic_load(&t->finished) >= until)) return 0;
+        if (atomic_load(&t->quit) || atomic_load(&t->finished) >= until) return 0;
         unsigned gen = copy_run(t, lane, after);
         if (gen) return gen;
         if (now_ns() - began < IDLE_SPIN_NS) {
@@ -295,8 +296,7 @@ static unsigned wait_for_run(nr_team *t, int lane, unsigned after, long until)
         }
         pthread_mutex_lock(&t->mu);
         atomic_fetch_add(&t->sleepers, 1);
-        while (!atomic_load(&t->quit) && !newer_run(atomic_load(&t->seq), after) &&
-               !(until > 0 && atomic_load(&t->finished) >= until))
+        while (!atomic_load(&t->quit) && !newer_run(atomic_load(&t->seq), after) && atomic_load(&t->finished) < until)
             pthread_cond_wait(&t->wake, &t->mu);
         atomic_fetch_sub(&t->sleepers, 1);
         pthread_mutex_unlock(&t->mu);
@@ -308,24 +308,29 @@ static void *worker(void *arg)
 {
     const worker_arg *w = arg;
     unsigned gen = 0;
-    while ((gen = wait_for_run(w->team, w->lane, gen, 0)) != 0) run_lane(w->team, w->lane, gen);
+    while ((gen = wait_for_run(w->team, w->lane, gen, LONG_MAX)) != 0) run_lane(w->team, w->lane, gen);
     return NULL;
 }
 
 void nr_team_wait(nr_team *t, long runs)
 {
     unsigned gen;
-    if (runs <= 0) return; /* wait_for_run's `until` would mean none */
     while ((gen = wait_for_run(t, 0, t->caller_seen, runs)) != 0) {
         t->caller_seen = gen;
         run_lane(t, 0, gen);
     }
 }
 
-long nr_team_submit(nr_team *t, int phases, int tasks, const void *args)
+long nr_team_wait_for_room(nr_team *t)
 {
     long k = atomic_load(&t->submitted);
-    if (k >= NR_TEAM_QUEUE) nr_team_wait(t, k - NR_TEAM_QUEUE + 1); /* its place in the ring */
+    nr_team_wait(t, k - NR_TEAM_QUEUE + 1); /* the run that last had its place */
+    return k;
+}
+
+long nr_team_submit(nr_team *t, int phases, int tasks, const void *args)
+{
+    long k = nr_team_wait_for_room(t);
     uint64_t *dst = t->ring + (size_t)(k % NR_TEAM_QUEUE) * t->words;
     run_head h = { phases, tasks };
     memcpy(dst, &h, sizeof h);

@@ -67,6 +67,11 @@ long nr_team_submit(nr_team *team, int phases, int tasks, const void *args);
 /* Takes part as lane 0 until `runs` runs have finished (their finish
  * included). Only the submitter's thread calls this. */
 void nr_team_wait(nr_team *team, long runs);
+/* Waits as nr_team_wait until the next run has a place in the queue, and
+ * returns how many runs were submitted before it: a submitter that keeps
+ * memory of its own per run in NR_TEAM_QUEUE places may reuse place
+ * (this % NR_TEAM_QUEUE) for the next. */
+long nr_team_wait_for_room(nr_team *team);
 /* Runs submitted so far. */
 long nr_team_submitted(const nr_team *team);
 /* Submits a run and waits for it (and so for every run before it). */

@@ -154,9 +154,7 @@ static void update_after_pass(void *ctx, double loss_mean, int correct)
 static void queue_step(cpu_backend *cb, const nr_batch *bt)
 {
     nr_model *m = &cb->m;
-    long k = nr_model_submitted(m);
-    if (k >= NR_TEAM_QUEUE) nr_model_wait(m, k - NR_TEAM_QUEUE + 1); /* the pass that last used this place */
-    queued_step *q = &cb->queue[k % NR_TEAM_QUEUE];
+    queued_step *q = &cb->queue[nr_model_wait_for_room(m) % NR_TEAM_QUEUE];
     size_t n = (size_t)bt->n;
     memcpy(q->image, bt->image, n * sizeof *q->image);
     memcpy(q->stream_a, bt->stream_a, n * sizeof *q->stream_a);
