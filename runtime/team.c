@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* A task's claim word: the run's generation, shifted, and FREE or CLAIMED;
@@ -67,6 +68,9 @@ struct nr_team {
     pthread_cond_t wake;
     pthread_t *threads;
     worker_arg *wargs;
+    int pinned;                     /* lane l runs on cpu[l] only */
+    int *cpu;                       /* [lanes] */
+    cpu_set_t caller_mask;          /* the submitter's CPUs before it was pinned */
     int started;                    /* threads created: lanes 1 .. started */
     int sync_ready;                 /* mu and wake initialized */
 };
@@ -347,6 +351,48 @@ void nr_team_run(nr_team *t, int phases, int tasks, const void *args)
     nr_team_wait(t, nr_team_submit(t, phases, tasks, args));
 }
 
+/* With as many lanes as the process may use CPUs, each lane is kept on a
+ * CPU of its own. Otherwise, when another program keeps a core busy, the
+ * scheduler can put both lanes of a 2-core machine on one core and the
+ * other program alone on the other, and nothing moves them apart: two
+ * tasks against one is as balanced as it gets. Kept apart, the lanes get
+ * a core and a half instead of one (W5 at batch 32 on 2 threads with one
+ * core busy: 44-47k images/s against 38-41k unpinned; bench/RESULTS.md).
+ * With fewer lanes than CPUs the scheduler has idle CPUs to spread them
+ * over, and pinning would only risk putting two programs on the same few
+ * CPUs. OMP_PROC_BIND=false, OpenMP's way to say "do not bind threads",
+ * turns it off. */
+static int wants_pinning(nr_team *t)
+{
+    const char *bind = getenv("OMP_PROC_BIND");
+    if (t->lanes < 2 || (bind && !strcasecmp(bind, "false"))) return 0;
+    if (pthread_getaffinity_np(pthread_self(), sizeof t->caller_mask, &t->caller_mask)) return 0;
+    if (CPU_COUNT(&t->caller_mask) != t->lanes) return 0;
+    for (int c = 0, l = 0; c < CPU_SETSIZE && l < t->lanes; c++)
+        if (CPU_ISSET(c, &t->caller_mask)) t->cpu[l++] = c;
+    return 1;
+}
+
+static int pin_thread(pthread_t thread, int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(thread, sizeof one, &one);
+}
+
+/* Lane 0 is the submitter's own thread: pinned while the team lives. A
+ * worker that cannot be pinned runs where the scheduler puts it, as
+ * without pinning: only the placement is lost. */
+static void pin_lanes(nr_team *t)
+{
+    if (!wants_pinning(t) || pin_thread(pthread_self(), t->cpu[0])) return;
+    t->pinned = 1;
+    for (int l = 1; l <= t->started; l++) (void)pin_thread(t->threads[l], t->cpu[l]);
+}
+
+int nr_team_pinned(const nr_team *t) { return t->pinned; }
+
 static void *zalloc_n(size_t n, size_t each) { return nr_zalloc((n ? n : 1) * each); }
 
 nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn,
@@ -378,7 +424,8 @@ nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size,
     t->in_caller = zalloc_n((size_t)t->lanes, sizeof *t->in_caller);
     t->threads = zalloc_n((size_t)t->lanes, sizeof *t->threads);
     t->wargs = zalloc_n((size_t)t->lanes, sizeof *t->wargs);
-    if (!t->args || !t->ring || !t->snap || !t->claim || !t->win || !t->backup || !t->start || !t->done || !t->fastest ||
+    t->cpu = zalloc_n((size_t)t->lanes, sizeof *t->cpu);
+    if (!t->cpu || !t->args || !t->ring || !t->snap || !t->claim || !t->win || !t->backup || !t->start || !t->done || !t->fastest ||
         !t->in_caller || !t->threads || !t->wargs) {
         nr_fail(err, "out of memory for a team of %d threads", t->lanes);
         nr_team_free(t);
@@ -405,6 +452,7 @@ nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size,
         }
         t->started++;
     }
+    pin_lanes(t);
     return t;
 }
 
@@ -427,6 +475,8 @@ void nr_team_free(nr_team *t)
         pthread_cond_destroy(&t->wake);
         pthread_mutex_destroy(&t->mu);
     }
+    if (t->pinned) (void)pthread_setaffinity_np(pthread_self(), sizeof t->caller_mask, &t->caller_mask);
+    nr_free(t->cpu);
     nr_free(t->args);
     nr_free(t->ring);
     nr_free(t->snap);

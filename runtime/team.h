@@ -46,11 +46,17 @@ typedef void nr_finish_fn(void *ctx, const nr_task *last);
 /* A team of `lanes` lanes: the submitter's thread (lane 0, while it waits
  * in nr_team_wait) and lanes - 1 threads of its own. Runs have up to
  * max_phases phases of up to max_tasks tasks and arguments of args_size
- * bytes; finish may be NULL. Freeing the team abandons runs not yet
- * finished. */
+ * bytes; finish may be NULL. With as many lanes as the process may use
+ * CPUs, each lane, the submitter's thread included, is kept on a CPU of its
+ * own until the team is freed (nr_team_pinned; not with
+ * OMP_PROC_BIND=false). The thread that made the team frees it, which
+ * abandons runs not yet finished and gives the thread back its CPUs. */
 nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size, nr_task_fn *fn,
                      nr_finish_fn *finish, void *ctx, nr_error *err);
 void nr_team_free(nr_team *team);
+/* 1 when the team's lanes are each kept on a CPU of their own: threads
+ * they create (an OpenMP region's) are then kept on that one CPU too. */
+int nr_team_pinned(const nr_team *team);
 
 /* Runs are taken in the order they are submitted. Up to NR_TEAM_QUEUE of
  * them may wait or run while the submitter goes on: the lane that

@@ -110,11 +110,27 @@ static double forward_backward(cpu_backend *cb, const nr_batch *bt, int flags, u
     return loss;
 }
 
+/* The threads of the optimizer's OpenMP regions (used on models of more
+ * than 262,144 parameters, optim.c), set on the thread that runs them: a
+ * team thread's OpenMP settings are the defaults. One where the team's
+ * lanes are pinned: the region's threads would be kept on the pinned
+ * lane's CPU, all of them, and take turns there. */
+static void set_optim_threads(cpu_backend *cb)
+{
+#ifdef _OPENMP
+    int want = nr_team_pinned(cb->m.team) ? 1 : cb->nthreads;
+    if (omp_get_max_threads() != want) omp_set_num_threads(want);
+#else
+    (void)cb;
+#endif
+}
+
 /* SAM's step, pass after pass: its second pass needs the first's gradients
  * on the calling thread. */
 static void sam_step(cpu_backend *cb, const nr_batch *bt, nr_step_result *res)
 {
     nr_model *m = &cb->m;
+    set_optim_threads(cb);
     res->correct = 0;
     res->loss = forward_backward(cb, bt, NR_TRAINING | NR_UPDATE_STATS, (uint32_t)(2 * bt->step), &res->correct);
     if (!isfinite(res->loss)) return;
@@ -141,10 +157,7 @@ static void update_after_pass(void *ctx, double loss_mean, int correct)
     nr_model *m = &cb->m;
     cb->steps[bt->slot] = (nr_step_result){ loss_mean, correct };
     if (!isfinite(loss_mean)) return;
-#ifdef _OPENMP
-    /* This may be a team thread, whose OpenMP settings are the defaults. */
-    if (omp_get_max_threads() != cb->nthreads) omp_set_num_threads(cb->nthreads);
-#endif
+    set_optim_threads(cb);
     nr_optim_step(&cb->optim, bt->lr, bt->step + 1, m->params, m->grads, cb->optim_state, m->nparams);
 }
 
@@ -265,6 +278,9 @@ static void cpu_destroy(nr_backend *b)
     cpu_backend *cb = cpu_of(b);
     if (cb->m.team) drain(cb);
     nr_model_free(&cb->m);
+#ifdef _OPENMP
+    omp_set_num_threads(cb->nthreads); /* set_optim_threads may have set 1 on this thread */
+#endif
     for (int k = 0; k < NR_TEAM_QUEUE; k++) {
         nr_free(cb->queue[k].image);
         nr_free(cb->queue[k].stream_a);

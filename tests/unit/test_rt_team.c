@@ -2,9 +2,13 @@
  * exactly one published result, later phases read the lane that published,
  * a lane stopped inside a task is backed up instead of waited for, and its
  * late result never counts, in that run or the next. */
+#define _GNU_SOURCE
 #include "tap.h"
 #include "team.h"
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -224,6 +228,93 @@ static void test_more_runs_than_the_queue(void)
     nr_team_free(f.team);
 }
 
+/* ---- pinning --------------------------------------------------------- */
+
+#define MAX_PIN_LANES 64
+
+typedef struct cpu_log {
+    _Atomic int bad_cpu;                  /* a task ran on a CPU that is not its lane's */
+    _Atomic int tasks[MAX_PIN_LANES];
+    int cpu_of_lane[MAX_PIN_LANES];       /* the l-th CPU of the caller's set */
+} cpu_log;
+
+static int log_cpu(void *ctx, const nr_task *t)
+{
+    cpu_log *c = ctx;
+    if (sched_getcpu() != c->cpu_of_lane[t->lane]) atomic_store(&c->bad_cpu, 1);
+    atomic_fetch_add(&c->tasks[t->lane], 1);
+    for (volatile int spin = 0; spin < 20000; spin++) {
+    }
+    return 0;
+}
+
+static int caller_cpus(cpu_set_t *set) { return pthread_getaffinity_np(pthread_self(), sizeof *set, set); }
+
+static nr_team *cpu_team(cpu_log *c, int lanes)
+{
+    nr_error err = { { 0 } };
+    nr_team *t = nr_team_new(lanes, 1, 4 * lanes, sizeof(int), log_cpu, NULL, c, &err);
+    if (!t) fprintf(stderr, "# %s\n", err.msg);
+    return t;
+}
+
+/* As many lanes as the caller may use CPUs: each lane's tasks run on a
+ * CPU of its own, and the caller gets its CPUs back with the team gone. */
+static void test_lanes_pinned_one_per_cpu(void)
+{
+    cpu_set_t before, during, after;
+    CU_ASSERT_EQUAL_FATAL(caller_cpus(&before), 0);
+    int n = CPU_COUNT(&before);
+    if (n < 2 || n > MAX_PIN_LANES) {
+        TAP_SKIP_UNLESS_CI("the process may use one CPU only, or more than this test's 64 lanes");
+        return;
+    }
+    cpu_log c;
+    memset(&c, 0, sizeof c);
+    for (int cpu = 0, l = 0; cpu < CPU_SETSIZE && l < n; cpu++)
+        if (CPU_ISSET(cpu, &before)) c.cpu_of_lane[l++] = cpu;
+    nr_team *t = cpu_team(&c, n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_TRUE(nr_team_pinned(t));
+    CU_ASSERT_EQUAL(caller_cpus(&during), 0);
+    CU_ASSERT_EQUAL(CPU_COUNT(&during), 1);
+    CU_ASSERT_TRUE(CPU_ISSET(c.cpu_of_lane[0], &during));
+    int arg = 0;
+    for (int run = 0; run < 100; run++) nr_team_run(t, 1, 4 * n, &arg);
+    CU_ASSERT_FALSE(atomic_load(&c.bad_cpu));
+    int lanes_used = 0;
+    for (int l = 0; l < n; l++) lanes_used += atomic_load(&c.tasks[l]) > 0;
+    CU_ASSERT(lanes_used >= 2); /* or the check above saw one lane only */
+    nr_team_free(t);
+    CU_ASSERT_EQUAL(caller_cpus(&after), 0);
+    CU_ASSERT_TRUE(CPU_EQUAL(&before, &after));
+}
+
+/* More lanes than CPUs, or OMP_PROC_BIND=false: the scheduler places them. */
+static void test_lanes_not_pinned(void)
+{
+    cpu_set_t before, during;
+    CU_ASSERT_EQUAL_FATAL(caller_cpus(&before), 0);
+    int n = CPU_COUNT(&before);
+    cpu_log c;
+    memset(&c, 0, sizeof c);
+    nr_team *t = cpu_team(&c, n + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_FALSE(nr_team_pinned(t));
+    CU_ASSERT_EQUAL(caller_cpus(&during), 0);
+    CU_ASSERT_TRUE(CPU_EQUAL(&before, &during));
+    nr_team_free(t);
+    if (n < 2) return;
+    CU_ASSERT_EQUAL_FATAL(setenv("OMP_PROC_BIND", "FALSE", 1), 0);
+    t = cpu_team(&c, n);
+    unsetenv("OMP_PROC_BIND");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_FALSE(nr_team_pinned(t));
+    CU_ASSERT_EQUAL(caller_cpus(&during), 0);
+    CU_ASSERT_TRUE(CPU_EQUAL(&before, &during));
+    nr_team_free(t);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -234,6 +325,9 @@ int main(void)
         { "submitted runs run and finish in order while the submitter is away", test_runs_go_on_without_submitter },
         { "more runs than the queue holds: the submitter waits for room, every run finishes once",
           test_more_runs_than_the_queue },
+        { "with a lane per CPU, each lane runs on its own CPU; the caller gets its CPUs back",
+          test_lanes_pinned_one_per_cpu },
+        { "more lanes than CPUs, or OMP_PROC_BIND=false: no lane is pinned", test_lanes_not_pinned },
         CU_TEST_INFO_NULL,
     };
     if (tap_add_suite("team", team)) return 1;
