@@ -215,9 +215,13 @@ int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr
     if (o->resume && !o->out_dir) return nr_fail(err, "sweep --resume needs --out DIR, the sweep to continue");
     if (o->out_dir) snprintf(dir, sizeof dir, "%s", o->out_dir);
     else nr_default_run_dir(p->model, "sweep-", dir, sizeof dir);
+    size_t made = nr_missing_prefix(dir);
     if (nr_make_dirs(dir, err)) return -1;
     nr_dataset train, test;
-    if (nr_data_load(&p->data, o->data_dir, &train, &test, err)) return -1;
+    if (nr_data_load(&p->data, o->data_dir, &train, &test, err)) {
+        nr_remove_empty_dirs(dir, made); /* nothing of the sweep's to keep */
+        return -1;
+    }
     nr_run_result *res = calloc((size_t)p->nsweep, sizeof *res);
     int *done = calloc((size_t)p->nsweep, sizeof *done);
     int rc = res && done ? 0 : nr_fail(err, "out of memory");
@@ -275,6 +279,7 @@ int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr
         if (!rc) rc = plot_sweeps(dir, &t, err);
         if (!rc && !o->quiet) printf("\nresults: %s/sweep.csv and %s/sweep-*.png\n", dir, dir);
     }
+    if (rc) nr_remove_empty_dirs(dir, made); /* a point's run, if any, stays */
     nr_dataset_free(&train);
     nr_dataset_free(&test);
     free(res);

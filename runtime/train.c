@@ -45,6 +45,7 @@ typedef struct run {
     int epoch_done;               /* completed epochs */
     long step;                    /* optimizer steps taken */
     char dir[2048];
+    size_t made_dirs;             /* nr_missing_prefix(dir) before it was made */
     double *epoch_seconds;
     double train_seconds;
     long train_images;
@@ -370,6 +371,30 @@ int nr_make_dirs(const char *path, nr_error *err)
     return 0;
 }
 
+size_t nr_missing_prefix(const char *path)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (!nr_file_exists(buf)) return (size_t)(s - buf);
+        *s = '/';
+    }
+    return buf[0] && !nr_file_exists(buf) ? strlen(buf) : 0;
+}
+
+void nr_remove_empty_dirs(const char *path, size_t top)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", path);
+    while (top > 0 && rmdir(buf) == 0) {
+        char *slash = strrchr(buf, '/');
+        if (!slash || (size_t)(slash - buf) < top) break;
+        *slash = '\0';
+    }
+}
+
 int nr_file_exists(const char *path)
 {
     struct stat st;
@@ -436,6 +461,7 @@ static int setup_run_dir(run *r, nr_error *err)
     if (!r->o.resume && nr_file_exists(ck))
         return nr_fail(err, "%s already holds a run (%s); continue it with --resume, or choose another --out", r->dir,
                        ck);
+    r->made_dirs = nr_missing_prefix(r->dir);
     return nr_make_dirs(r->dir, err);
 }
 
@@ -953,6 +979,9 @@ int nr_train_run(const nr_program *p, const nr_run_opts *o, nr_error *err)
         s.status = "stopped: loss not finite";
         if (write_summary(&r, &s, &e2)) fprintf(stderr, "%s\n", e2.msg);
     }
+    /* A run that failed before writing anything (no data, say) leaves no
+     * empty directory behind; one with files in it stays. */
+    if (rc) nr_remove_empty_dirs(r.dir, r.made_dirs);
     free_run(&r);
     return rc;
 }

@@ -256,19 +256,30 @@ cp -r "$tmp/data" "$tmp/bad"
 head -c 1000 "$data/train-labels-idx1-ubyte" > "$tmp/bad/fashion-mnist/train-labels-idx1-ubyte"
 "$prog" train --data "$tmp/bad" --epochs 1 --out "$tmp/badrun" > "$tmp/bad.out" 2>&1
 rc=$?
-if [ $rc = 1 ] && grep -q "train-labels-idx1-ubyte" "$tmp/bad.out"; then
-    report ok "a truncated label file is an error naming it"
+if [ $rc = 1 ] && grep -q "train-labels-idx1-ubyte" "$tmp/bad.out" && [ ! -e "$tmp/badrun" ]; then
+    report ok "a truncated label file is an error naming it, and leaves no run directory"
 else
-    report fail "a truncated label file is an error naming it (exit $rc)" "$tmp/bad.out"
+    report fail "a truncated label file is an error naming it, leaving no run directory (exit $rc)" "$tmp/bad.out"
 fi
 mkdir -p "$tmp/empty"
-(cd "$tmp/empty" && NETC_DATA="$tmp/empty" "$prog" train --data "$tmp/empty" --epochs 1 --out "$tmp/norun") > "$tmp/missing.out" 2>&1
+(cd "$tmp/empty" && NETC_DATA="$tmp/empty" "$prog" train --data "$tmp/empty" --epochs 1 --out "$tmp/norun/a/b") > "$tmp/missing.out" 2>&1
 rc=$?
-if [ $rc = 1 ] && grep -q "get-data" "$tmp/missing.out" && grep -q "$tmp/empty" "$tmp/missing.out"; then
-    report ok "a missing dataset is an error listing where it looked and how to get it"
+if [ $rc = 1 ] && grep -q "get-data" "$tmp/missing.out" && grep -q "$tmp/empty" "$tmp/missing.out" && [ ! -e "$tmp/norun" ]; then
+    report ok "a missing dataset is an error listing where it looked and how to get it, and leaves no directory"
 else
-    report fail "a missing dataset is an error listing where it looked (exit $rc)" "$tmp/missing.out"
+    report fail "a missing dataset is an error listing where it looked, leaving no directory (exit $rc)" "$tmp/missing.out"
 fi
+mkdir -p "$tmp/empty/runs/keep"
+for cmd in train sweep; do
+    (cd "$tmp/empty" && "$prog" $cmd --data "$tmp/empty" --epochs 1) > "$tmp/missing-$cmd.out" 2>&1
+    rc=$?
+    if [ $rc = 1 ] && [ "$(ls "$tmp/empty/runs")" = keep ]; then
+        report ok "$cmd without its dataset leaves no run directory in runs/, and what was there stays"
+    else
+        report fail "$cmd without its dataset leaves no run directory in runs/ (exit $rc; runs/: $(ls "$tmp/empty/runs" | tr '\n' ' '))" "$tmp/missing-$cmd.out"
+    fi
+done
+rm -rf "$tmp/empty/runs"
 printf 'NETC' > "$tmp/bad.safetensors"
 "$prog" test "${common[@]}" --weights "$tmp/bad.safetensors" > "$tmp/badw.out" 2>&1
 rc=$?
