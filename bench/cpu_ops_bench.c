@@ -4,7 +4,7 @@
  * included (it is another module's work and costs ~60k multiply-adds).
  *
  *   gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -fopenmp -Iruntime bench/cpu_ops_bench.c \
- *       runtime/cpu/ops.c runtime/cpu/conv_direct.c runtime/cpu/maxpool2.c runtime/cpu/isa.c runtime/cpu/loss.c runtime/rng.c runtime/nr_error.c -lopenblas -lm \
+ *       runtime/cpu/ops.c runtime/cpu/conv_direct.c runtime/cpu/maxpool2.c runtime/cpu/dense_avx512.c runtime/cpu/isa.c runtime/cpu/loss.c runtime/rng.c runtime/nr_error.c -lopenblas -lm \
  *       -o /tmp/cpu_ops_bench && /tmp/cpu_ops_bench [seconds per case [thread count]]
  * Without a thread count it measures 1 and 2 threads.
  */

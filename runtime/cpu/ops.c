@@ -8,6 +8,7 @@
  * thread's im2col columns in its own cache. */
 #include "ops.h"
 #include "conv_direct.h"
+#include "dense_avx512.h"
 #include "isa.h"
 #include "maxpool2.h"
 #include <cblas.h>
@@ -489,13 +490,18 @@ static int dense_threads(int n, size_t in, size_t out)
     return (size_t)n * in * out >= (size_t)1 << 16 ? kernel_threads() : 1;
 }
 
+/* Where the CPU has AVX-512, dense_avx512.c's products instead of BLAS
+ * calls, which cost more than the product at a micro-batch's sizes. */
 static void dense_forward_sized(int n, int in, int out, const float *x, float *y, const float *w, const float *bias)
 {
+    int own = nr_dense_avx512_usable();
 #pragma omp parallel num_threads(dense_threads(n, in, out))
     {
         int lo, hi;
         split_rows(n, &lo, &hi);
-        if (hi > lo) {
+        if (hi > lo && own) {
+            nr_dense_avx512_forward(hi - lo, in, out, x + (size_t)lo * in, w, bias, y + (size_t)lo * out);
+        } else if (hi > lo) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, out, in, 1.0f, x + (size_t)lo * in, in, w,
                         in, 0.0f, y + (size_t)lo * out, out);
             if (bias)
@@ -513,13 +519,17 @@ static void dense_forward_sized(int n, int in, int out, const float *x, float *y
 static void dense_backward_sized(int n, int in, int out, const float *x, const float *dy, float *dx, const float *w,
                                  float *dw, float *db)
 {
+    int own = nr_dense_avx512_usable();
 #pragma omp parallel num_threads(dense_threads(n, in, out))
     {
         int lo, hi;
         split_rows(out, &lo, &hi);
         if (hi > lo) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, in, n, 1.0f, dy + lo, out, x, in, 0.0f,
-                        dw + (size_t)lo * in, in);
+            if (own)
+                nr_dense_avx512_weight_grad(n, in, hi - lo, dy + lo, out, x, dw + (size_t)lo * in);
+            else
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, in, n, 1.0f, dy + lo, out, x, in, 0.0f,
+                            dw + (size_t)lo * in, in);
             if (db)
                 for (int o = lo; o < hi; o++) {
                     float sum = 0.0f;
@@ -529,7 +539,9 @@ static void dense_backward_sized(int n, int in, int out, const float *x, const f
         }
         if (dx) {
             split_rows(n, &lo, &hi);
-            if (hi > lo)
+            if (hi > lo && own)
+                nr_dense_avx512_input_grad(hi - lo, in, out, dy + (size_t)lo * out, w, dx + (size_t)lo * in);
+            else if (hi > lo)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, in, out, 1.0f, dy + (size_t)lo * out,
                             out, w, in, 0.0f, dx + (size_t)lo * in, in);
         }

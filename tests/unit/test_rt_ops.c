@@ -11,6 +11,7 @@
  * when |got - want| <= RTOL |want| + ATOL max|want|: float32 accumulates a
  * few hundred products here, a relative error of some 1e-6 of the largest
  * terms, while a wrong formula is off by O(1). */
+#include "cpu/dense_avx512.h"
 #include "cpu/ops.h"
 #include "nr_error.h"
 #include "tap.h"
@@ -638,8 +639,8 @@ static void test_conv_direct_shapes(void)
     }
 }
 
-/* On a CPU with AVX-512 the direct kernels must be the ones in use (the
- * checks above would otherwise test only the fallback). */
+/* On a CPU with AVX-512 the direct convolutions and the dense kernels must
+ * be the ones in use (the checks would otherwise test only the fallback). */
 static void test_conv_direct_chosen(void)
 {
     nr_layer stride1 = conv_layer(6, 14, 14, 16, 5, 1, 0, 0, 1), stride2 = conv_layer(2, 7, 7, 3, 3, 2, 1, 0, 1);
@@ -654,6 +655,7 @@ static void test_conv_direct_chosen(void)
            avx512 && !generic ? "in use" : generic ? "off (NETC_CPU_KERNELS=generic)" : "no AVX-512");
     CU_ASSERT_EQUAL(nr_cpu_direct_conv(&stride1), avx512 && !generic);
     CU_ASSERT_FALSE(nr_cpu_direct_conv(&stride2));
+    CU_ASSERT_EQUAL(nr_dense_avx512_usable(), avx512 && !generic);
 }
 
 static void test_dense_gradients(void)
@@ -857,6 +859,75 @@ static float *run_forward(const nr_layer *L, int n, const float *x, const float 
     free(saved);
     free(scratch);
     return y;
+}
+
+/* The dense layer's products (AVX-512 kernels where the CPU has them, else
+ * BLAS) against sums in double, on shapes that cut every kernel tile: rows
+ * and columns by fours, vectors of 16 and their partial last one, inputs
+ * shorter and longer than a vector; bias on and off; no dx for the first
+ * layer. Tolerance atol + rtol * (sum of the terms' magnitudes). */
+static int dense_matches(int n, int in, int out, int bias, int with_dx)
+{
+    nr_layer L = dense_layer(in, out, bias);
+    size_t np = nr_layer_param_count(&L);
+    float *x = floats((size_t)n * in), *p = floats(np), *dy = floats((size_t)n * out);
+    float *dx = floats((size_t)n * in), *dp = floats(np);
+    fill_uniform(x, (size_t)n * in, 1, -1.0f, 1.0f);
+    fill_uniform(p, np, 2, -1.0f, 1.0f);
+    fill_uniform(dy, (size_t)n * out, 3, -1.0f, 1.0f);
+    nr_stream none = nr_stream_make(0, NR_RNG_DROPOUT, 0, 0);
+    float *y = run_forward(&L, n, x, p, NULL, NR_TRAINING, none);
+    float *scratch = floats(nr_layer_scratch_count(&L, n) + 1);
+    nr_cpu_backward(&L, n, x, y, dy, with_dx ? dx : NULL, p, dp, NULL, scratch);
+    const double atol = 1e-6, rtol = 1e-6;
+    int bad = 0;
+    /* check(got, sum, magnitude): one element against its sum in double */
+#define CHECK_ONE(what, i, j, got, sum, mag)                                                                    \
+    if (fabs((got) - (sum)) > atol + rtol * (mag) && bad++ < 3)                                                  \
+        fprintf(stderr, "# dense n%d in%d out%d: %s[%d][%d] = %.9g, expected %.9g\n", n, in, out, what, i, j,      \
+                (double)(got), (sum));
+    for (int b = 0; b < n; b++)
+        for (int o = 0; o < out; o++) {
+            double sum = bias ? p[(size_t)in * out + o] : 0.0, mag = fabs(sum);
+            for (int k = 0; k < in; k++) {
+                sum += (double)x[(size_t)b * in + k] * p[(size_t)o * in + k];
+                mag += fabs((double)x[(size_t)b * in + k] * p[(size_t)o * in + k]);
+            }
+            CHECK_ONE("y", b, o, y[(size_t)b * out + o], sum, mag);
+        }
+    for (int o = 0; o < out; o++)
+        for (int k = 0; k < in; k++) {
+            double sum = 0.0, mag = 0.0;
+            for (int b = 0; b < n; b++) {
+                sum += (double)dy[(size_t)b * out + o] * x[(size_t)b * in + k];
+                mag += fabs((double)dy[(size_t)b * out + o] * x[(size_t)b * in + k]);
+            }
+            CHECK_ONE("dw", o, k, dp[(size_t)o * in + k], sum, mag);
+        }
+    for (int b = 0; b < n && with_dx; b++)
+        for (int k = 0; k < in; k++) {
+            double sum = 0.0, mag = 0.0;
+            for (int o = 0; o < out; o++) {
+                sum += (double)dy[(size_t)b * out + o] * p[(size_t)o * in + k];
+                mag += fabs((double)dy[(size_t)b * out + o] * p[(size_t)o * in + k]);
+            }
+            CHECK_ONE("dx", b, k, dx[(size_t)b * in + k], sum, mag);
+        }
+#undef CHECK_ONE
+    free(x), free(p), free(dy), free(dx), free(dp), free(y), free(scratch);
+    return bad == 0;
+}
+
+static void test_dense_products(void)
+{
+    static const int ns[] = { 1, 3, 4, 5, 13 }, ins[] = { 1, 15, 16, 17, 84, 400 }, outs[] = { 1, 10, 63, 64, 65, 120 };
+    int cases = 0, passed = 0;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof ins / sizeof *ins; b++)
+            for (size_t c = 0; c < sizeof outs / sizeof *outs; c++, cases++)
+                passed += dense_matches(ns[a], ins[b], outs[c], (int)(c % 2), (int)(b % 2 == 0));
+    CU_ASSERT_EQUAL(passed, cases);
+    printf("# dense products: %s\n", nr_dense_avx512_usable() ? "AVX-512 kernels" : "BLAS");
 }
 
 static void test_conv_by_hand(void)
@@ -1253,8 +1324,9 @@ int main(void)
         { "conv: several im2col chunks per thread", test_conv_large_chunks },
         { "conv: columns kept from forward, several chunks", test_conv_kept_columns },
         { "conv: direct kernels, every way of cutting a plane", test_conv_direct_shapes },
-        { "conv: direct kernels chosen where the CPU has AVX-512", test_conv_direct_chosen },
+        { "conv and dense: AVX-512 kernels chosen where the CPU has AVX-512", test_conv_direct_chosen },
         { "dense: bias on/off", test_dense_gradients },
+        { "dense: products against sums in double on every tile shape", test_dense_products },
         { "max/avg pooling: padding, stride != kernel", test_pool_gradients },
         { "batchnorm: rank 1 and 3, train/eval, affine on/off", test_batchnorm_gradients },
         { "dropout: train and eval", test_dropout_gradients },
