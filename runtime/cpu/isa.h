@@ -1,6 +1,7 @@
 /* Which CPU code runs.
  *
- * nr_cpu_avx512_kernels: the AVX-512 kernels (conv_direct.c, maxpool2.c)
+ * nr_cpu_avx512_kernels: the AVX-512 kernels (conv_direct.c, maxpool2.c,
+ * dense_avx512.c)
  * run where the CPU has AVX-512F, unless NETC_CPU_KERNELS=generic asks for
  * the portable C and BLAS path (to compare the two, or to test the
  * fallback that other CPUs run). Decided once per process. */
