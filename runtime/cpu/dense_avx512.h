@@ -1,9 +1,11 @@
 /* Dense layers' matrix products on CPUs with AVX-512, for the small
  * matrices of a micro-batch (8 to 16 images against a few hundred inputs
  * and outputs: LeNet-5's conv3, which is dense over its 5x5 input, and its
- * dense layers). A BLAS call costs more than the product at these sizes:
- * W5 at batch 100 on one thread ran 14% faster on these kernels than on
- * OpenBLAS 0.3.21's sgemm (bench/RESULTS.md).
+ * dense layers). Against OpenBLAS 0.3.21's sgemm with its own AVX-512
+ * kernels they measured the same within 2%, and 10% faster on a whole W5
+ * step where OPENBLAS_CORETYPE holds OpenBLAS to older kernels, as this
+ * project's machine sets it (bench/RESULTS.md); and the weights no longer
+ * depend on which kernels a BLAS picks.
  *
  * Every element of a result is summed in one fixed order whatever the
  * rows a call covers, so splitting the rows over threads cannot change it. */
