@@ -101,49 +101,39 @@ NR_HD int nr_positive_mask(float v) { return nr_mask_less(0, nr_bits_of(v)); }
 
 /* ---- activations and their derivatives -------------------------------------- */
 
-/* e^z for z in [0, 18] (callers clamp): z = k ln2 + r, |r| <= ln2/2, and a
- * degree-7 Taylor polynomial in r (error below 1e-8 relative). */
-NR_HD float nr_exp_small_range(float z)
+/* e^z - 1 for z in [0, 18] (callers clamp), without the cancellation of
+ * e^z - 1 near 0: z = k ln2 + r with |r| <= ln2/2; e^r - 1 is r times a
+ * degree-7 Taylor polynomial (relative error below 2e-8), and
+ * e^z - 1 = 2^k (e^r - 1) + (2^k - 1), whose two terms are exact for k <= 24
+ * and cancel by at most a factor 1.5 (k = 1, r = -ln2/2). */
+NR_HD float nr_expm1_small_range(float z)
 {
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float k = (z * 1.44269504088896341f + magic) - magic;
     float r = (z - k * 0.693145751953125f) - k * 1.42860682030941723e-6f;
-    float p = 1.0f / 5040.0f;
+    float p = 1.0f / 40320.0f;
+    p = p * r + 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    return p * nr_float_of(((int)k + 127) << 23);
+    float two_k = nr_float_of(((int)k + 127) << 23);
+    return two_k * (p * r) + (two_k - 1.0f);
 }
 
 /* tanh within a few ulp, branch-free so the CPU loop vectorizes:
- * tanh a = E / (E + 2) with E = e^(2a) - 1, taken from a Taylor series for
- * small a (no cancellation) and from e^(2a) above. glibc's tanhf is a
- * scalar call, and tanh is the activation of LeNet-5's wide early layers:
- * it would cost as much as the GEMMs. The kernels use it too, so both
+ * tanh a = E / (E + 2) with E = e^(2a) - 1. glibc's tanhf is a scalar
+ * call, and tanh is the activation of LeNet-5's wide early layers: it
+ * would cost as much as the GEMMs. The kernels use it too, so both
  * backends compute the same bits. */
 NR_HD float nr_tanh(float x)
 {
     int xi = nr_bits_of(x), ai = xi & NR_ABS_BITS, nine = nr_bits_of(9.0f);
     /* |x| clamped to 9 (tanh 9 rounds to 1) by comparing bit patterns,
      * which order like the non-negative floats they encode */
-    float z = 2.0f * nr_float_of(ai < nine ? ai : nine);
-    float t = 1.0f / 479001600.0f; /* 1/12! */
-    t = t * z + 1.0f / 39916800.0f;
-    t = t * z + 1.0f / 3628800.0f;
-    t = t * z + 1.0f / 362880.0f;
-    t = t * z + 1.0f / 40320.0f;
-    t = t * z + 1.0f / 5040.0f;
-    t = t * z + 1.0f / 720.0f;
-    t = t * z + 1.0f / 120.0f;
-    t = t * z + 1.0f / 24.0f;
-    t = t * z + 1.0f / 6.0f;
-    t = t * z + 0.5f;
-    t = t * z + 1.0f;
-    float em1 = nr_blend(nr_mask_less(nr_bits_of(z), nr_bits_of(1.25f)), t * z, nr_exp_small_range(z) - 1.0f);
+    float em1 = nr_expm1_small_range(2.0f * nr_float_of(ai < nine ? ai : nine));
     float r = em1 / (em1 + 2.0f);
     r = nr_float_of(nr_bits_of(r) | (xi & NR_SIGN_BIT)); /* the sign of x */
     return nr_blend(nr_mask_less(0x7f800000, ai), x, r); /* NaN stays NaN */
