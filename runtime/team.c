@@ -425,8 +425,8 @@ nr_team *nr_team_new(int lanes, int max_phases, int max_tasks, size_t args_size,
     t->threads = zalloc_n((size_t)t->lanes, sizeof *t->threads);
     t->wargs = zalloc_n((size_t)t->lanes, sizeof *t->wargs);
     t->cpu = zalloc_n((size_t)t->lanes, sizeof *t->cpu);
-    if (!t->cpu || !t->args || !t->ring || !t->snap || !t->claim || !t->win || !t->backup || !t->start || !t->done || !t->fastest ||
-        !t->in_caller || !t->threads || !t->wargs) {
+    if (!t->args || !t->ring || !t->snap || !t->claim || !t->win || !t->backup || !t->start || !t->done || !t->fastest ||
+        !t->in_caller || !t->threads || !t->wargs || !t->cpu) {
         nr_fail(err, "out of memory for a team of %d threads", t->lanes);
         nr_team_free(t);
         return NULL;

@@ -920,7 +920,8 @@ static int dense_matches(int n, int in, int out, int bias, int with_dx)
 
 static void test_dense_products(void)
 {
-    static const int ns[] = { 1, 3, 4, 5, 13 }, ins[] = { 1, 15, 16, 17, 84, 400 }, outs[] = { 1, 10, 63, 64, 65, 120 };
+    static const int ns[] = { 1, 3, 4, 5, 13 }, ins[] = { 1, 15, 16, 17, 84, 400 };
+    static const int outs[] = { 1, 10, 63, 64, 65, 120 };
     int cases = 0, passed = 0;
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof ins / sizeof *ins; b++)
