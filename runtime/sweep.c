@@ -215,8 +215,8 @@ int nr_sweep_run(const nr_program *p, const nr_run_opts *o, const char *only, nr
     if (o->resume && !o->out_dir) return nr_fail(err, "sweep --resume needs --out DIR, the sweep to continue");
     if (o->out_dir) snprintf(dir, sizeof dir, "%s", o->out_dir);
     else nr_default_run_dir(p->model, "sweep-", dir, sizeof dir);
-    size_t made = nr_missing_prefix(dir);
-    if (nr_make_dirs(dir, err)) return -1;
+    size_t made;
+    if (nr_make_dirs(dir, &made, err)) return -1;
     nr_dataset train, test;
     if (nr_data_load(&p->data, o->data_dir, &train, &test, err)) {
         nr_remove_empty_dirs(dir, made); /* nothing of the sweep's to keep */

@@ -45,7 +45,7 @@ typedef struct run {
     int epoch_done;               /* completed epochs */
     long step;                    /* optimizer steps taken */
     char dir[2048];
-    size_t made_dirs;             /* nr_missing_prefix(dir) before it was made */
+    size_t made_dirs;             /* what nr_make_dirs created of dir: see there */
     double *epoch_seconds;
     double train_seconds;
     long train_images;
@@ -356,32 +356,29 @@ static int resume_from(run *r, const nr_st_file *f, nr_error *err)
 
 /* ---- the run directory ------------------------------------------------ */
 
-int nr_make_dirs(const char *path, nr_error *err)
+/* mkdir of buf's first len characters; notes in *made the first it created. */
+static int make_dir(char *buf, size_t len, size_t *made, nr_error *err)
+{
+    if (mkdir(buf, 0777) == 0) {
+        if (made && !*made) *made = len;
+        return 0;
+    }
+    return errno == EEXIST ? 0 : nr_fail_errno(err, "cannot create directory %s", buf);
+}
+
+int nr_make_dirs(const char *path, size_t *made, nr_error *err)
 {
     char buf[2048];
     snprintf(buf, sizeof buf, "%s", path);
+    if (made) *made = 0;
     if (!buf[0]) return nr_fail(err, "an empty directory name");
     for (char *s = buf + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
-        if (mkdir(buf, 0777) && errno != EEXIST) return nr_fail_errno(err, "cannot create directory %s", buf);
+        if (make_dir(buf, (size_t)(s - buf), made, err)) return -1;
         *s = '/';
     }
-    if (mkdir(buf, 0777) && errno != EEXIST) return nr_fail_errno(err, "cannot create directory %s", buf);
-    return 0;
-}
-
-size_t nr_missing_prefix(const char *path)
-{
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (!nr_file_exists(buf)) return (size_t)(s - buf);
-        *s = '/';
-    }
-    return buf[0] && !nr_file_exists(buf) ? strlen(buf) : 0;
+    return make_dir(buf, strlen(buf), made, err);
 }
 
 void nr_remove_empty_dirs(const char *path, size_t top)
@@ -461,8 +458,7 @@ static int setup_run_dir(run *r, nr_error *err)
     if (!r->o.resume && nr_file_exists(ck))
         return nr_fail(err, "%s already holds a run (%s); continue it with --resume, or choose another --out", r->dir,
                        ck);
-    r->made_dirs = nr_missing_prefix(r->dir);
-    return nr_make_dirs(r->dir, err);
+    return nr_make_dirs(r->dir, &r->made_dirs, err);
 }
 
 /* ---- summary.json ----------------------------------------------------- */
@@ -840,7 +836,7 @@ static int test_pictures_dir(run *r, const nr_run_opts *o, char *out, size_t n, 
         snprintf(out, n, "%s/test", slash ? (dir[0] ? dir : "/") : ".");
     }
     (void)r;
-    return nr_make_dirs(out, err);
+    return nr_make_dirs(out, NULL, err);
 }
 
 /* The test table (clean and noisy), then the records: for a training run

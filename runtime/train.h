@@ -49,15 +49,13 @@ int nr_file_exists(const char *path);
 /* Makes s usable as one file name: characters other than letters, digits
  * and . - _ = become '_'. */
 void nr_path_safe(char *s);
-/* mkdir -p. */
-int nr_make_dirs(const char *path, nr_error *err);
-/* The length of path's shortest prefix (ending before a '/', or the whole
- * path) that does not exist: where nr_make_dirs(path) will begin creating;
- * 0 when path exists. */
-size_t nr_missing_prefix(const char *path);
+/* mkdir -p. When made is not NULL, *made is the length of path's shortest
+ * prefix (ending before a '/', or the whole path) that this call created:
+ * 0 when it created none. */
+int nr_make_dirs(const char *path, size_t *made, nr_error *err);
 /* Removes path and then its parents, while they are empty, down to its
- * first `top` characters (nr_missing_prefix's value before nr_make_dirs:
- * what it created); nothing when top is 0. */
+ * first `top` characters (nr_make_dirs's *made: what it created); nothing
+ * when top is 0. */
 void nr_remove_empty_dirs(const char *path, size_t top);
 /* runs/<model>-<tag><date>-<time>, not yet existing. */
 void nr_default_run_dir(const char *model, const char *tag, char *out, size_t n);

@@ -244,8 +244,8 @@ static int log_cpu(void *ctx, const nr_task *t)
     cpu_log *c = ctx;
     if (sched_getcpu() != c->cpu_of_lane[t->lane]) atomic_store(&c->bad_cpu, 1);
     atomic_fetch_add(&c->tasks[t->lane], 1);
-    if (t->lane == 0) /* on a busy machine lane 0 could run every task alone: wait (up to 5 s) for a worker */
-        for (int i = 0; i < 5000 && !atomic_load(&c->worker_ran); i++) sleep_ms(1);
+    if (t->lane == 0) /* on a busy machine lane 0 could run every task alone: wait for a worker */
+        (void)await(&c->worker_ran);
     else
         atomic_store(&c->worker_ran, 1);
     for (volatile int spin = 0; spin < 20000; spin++) {
